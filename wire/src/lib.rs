@@ -30,7 +30,9 @@ pub mod dvmrp;
 pub mod ethernet;
 pub mod igmp;
 pub mod ipv4;
+pub mod linkstate;
 pub mod overlay;
+pub mod overlay_control;
 pub mod udp;
 
 /// Why bytes could not be read as a packet. `Copy` and allocation-free, so the data plane can

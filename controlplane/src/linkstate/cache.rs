@@ -118,10 +118,7 @@ mod tests {
         assert_eq!(e.downstream.iter().map(|l| l.id).collect::<Vec<_>>(), vec![23]);
         c.entry(&t, 2, 1, G1, &m);
         c.entry(&t, 2, 1, G2, &BTreeSet::new());
-        assert_eq!(
-            c.stats(),
-            CacheStats { tree_computations: 1, entry_computations: 2, hits: 1 }
-        );
+        assert_eq!(c.stats(), CacheStats { tree_computations: 1, entry_computations: 2, hits: 1 });
     }
 
     #[test]

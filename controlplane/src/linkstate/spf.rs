@@ -52,7 +52,14 @@ impl Topology {
 
     /// Adds both directions of a link with the same cost and link ids `id_ab` (at `a`) and
     /// `id_ba` (at `b`).
-    pub fn add_bidirectional(&mut self, a: RouterId, b: RouterId, cost: u32, id_ab: u32, id_ba: u32) {
+    pub fn add_bidirectional(
+        &mut self,
+        a: RouterId,
+        b: RouterId,
+        cost: u32,
+        id_ab: u32,
+        id_ba: u32,
+    ) {
         self.add_link(a, Link { to: b, cost, id: id_ab });
         self.add_link(b, Link { to: a, cost, id: id_ba });
     }
