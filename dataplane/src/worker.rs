@@ -69,6 +69,10 @@ pub struct DataplaneConfig {
     pub force_copy_mode: bool,
     /// Attach XDP in generic (SKB) mode even where native mode works.
     pub force_skb_mode: bool,
+    /// Punts (packets without a route) per second handed to the control plane, and the burst
+    /// allowed above that rate: a flood of new sources must not become a flood of control work.
+    pub punt_rate: u32,
+    pub punt_burst: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -83,6 +87,8 @@ impl Default for DataplaneConfig {
             batch: 64,
             force_copy_mode: false,
             force_skb_mode: false,
+            punt_rate: PipelineConfig::default().punt_rate,
+            punt_burst: PipelineConfig::default().punt_burst,
         }
     }
 }
@@ -180,7 +186,8 @@ impl Dataplane {
         let pipeline_config = PipelineConfig {
             overlay_port: config.overlay_port,
             overlay: config.overlay.clone(),
-            ..PipelineConfig::default()
+            punt_rate: config.punt_rate,
+            punt_burst: config.punt_burst,
         };
         let pipeline = Pipeline::new(&pipeline_config, ifaces.clone())?;
 

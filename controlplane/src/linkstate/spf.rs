@@ -11,7 +11,8 @@
 //! Costs are those of the direction data flows (the parent's outgoing cost).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -29,9 +30,35 @@ pub struct Link {
 }
 
 /// The topology: for each router, the links it advertises.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Dijkstra runs on a dense, two-way-checked copy of the adjacency ([`Compiled`]) built on first
+/// use and dropped on every change: a tree computation then touches only vectors, which is what
+/// keeps one (S,G) at 1 000 routers in the tens of microseconds.
+#[derive(Debug, Clone, Default)]
 pub struct Topology {
     links: BTreeMap<RouterId, Vec<Link>>,
+    compiled: OnceLock<Compiled>,
+}
+
+impl PartialEq for Topology {
+    fn eq(&self, other: &Topology) -> bool {
+        self.links == other.links
+    }
+}
+
+impl Eq for Topology {}
+
+/// Routers as dense indices (sorted by id, so index order is id order) with their usable links.
+#[derive(Debug, Clone)]
+struct Compiled {
+    ids: Vec<RouterId>,
+    adjacency: Vec<Vec<(usize, Link)>>,
+}
+
+impl Compiled {
+    fn index(&self, router: RouterId) -> Option<usize> {
+        self.ids.binary_search(&router).ok()
+    }
 }
 
 impl Topology {
@@ -42,12 +69,14 @@ impl Topology {
     /// Adds a router with no links (a router whose LSA lists nothing is still a tree root or leaf).
     pub fn add_router(&mut self, router: RouterId) {
         self.links.entry(router).or_default();
+        self.compiled = OnceLock::new();
     }
 
     /// Adds one advertised direction `from → link.to`.
     pub fn add_link(&mut self, from: RouterId, link: Link) {
         self.links.entry(from).or_default().push(link);
         self.links.entry(link.to).or_default();
+        self.compiled = OnceLock::new();
     }
 
     /// Adds both directions of a link with the same cost and link ids `id_ab` (at `a`) and
@@ -76,17 +105,41 @@ impl Topology {
         self.links.is_empty()
     }
 
-    /// The links of `from` that pass the two-way check.
-    fn usable_links(&self, from: RouterId) -> impl Iterator<Item = Link> + '_ {
-        self.links.get(&from).into_iter().flatten().copied().filter(move |l| {
-            l.to != from
-                && self.links.get(&l.to).is_some_and(|back| back.iter().any(|b| b.to == from))
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            let ids: Vec<RouterId> = self.links.keys().copied().collect();
+            let advertised: HashSet<(RouterId, RouterId)> = self
+                .links
+                .iter()
+                .flat_map(|(&from, links)| links.iter().map(move |l| (from, l.to)))
+                .collect();
+            let adjacency = self
+                .links
+                .iter()
+                .map(|(&from, links)| {
+                    links
+                        .iter()
+                        .filter(|l| l.to != from && advertised.contains(&(l.to, from)))
+                        .filter_map(|&l| ids.binary_search(&l.to).ok().map(|i| (i, l)))
+                        .collect()
+                })
+                .collect();
+            Compiled { ids, adjacency }
         })
+    }
+
+    /// The links of `from` that pass the two-way check.
+    #[cfg(test)]
+    fn usable_links(&self, from: RouterId) -> impl Iterator<Item = Link> + '_ {
+        let c = self.compiled();
+        c.index(from).into_iter().flat_map(move |i| c.adjacency[i].iter().map(|&(_, l)| l))
     }
 
     /// The best usable link from `from` to its neighbour `to` (lowest cost, then lowest id).
     fn best_link(&self, from: RouterId, to: RouterId) -> Option<Link> {
-        self.usable_links(from).filter(|l| l.to == to).min_by_key(|l| (l.cost, l.id))
+        let c = self.compiled();
+        let i = c.index(from)?;
+        c.adjacency[i].iter().map(|&(_, l)| l).filter(|l| l.to == to).min_by_key(|l| (l.cost, l.id))
     }
 }
 
@@ -103,44 +156,51 @@ pub struct Tree {
 /// Dijkstra from `root`. Routers unknown to the topology or unreachable are absent from the
 /// result. O((V + E) log V).
 pub fn shortest_path_tree(topology: &Topology, root: RouterId) -> Tree {
-    let mut distance: BTreeMap<RouterId, u64> = BTreeMap::new();
-    let mut parent: BTreeMap<RouterId, (RouterId, Link)> = BTreeMap::new();
-    let mut settled: BTreeSet<RouterId> = BTreeSet::new();
+    let c = topology.compiled();
+    let n = c.ids.len();
+    let mut distance = vec![u64::MAX; n];
+    let mut parent: Vec<Option<(usize, Link)>> = vec![None; n];
+    let mut settled = vec![false; n];
     let mut heap = BinaryHeap::new();
-    if topology.links.contains_key(&root) {
-        distance.insert(root, 0);
-        heap.push(Reverse((0u64, root)));
+    if let Some(r) = c.index(root) {
+        distance[r] = 0;
+        heap.push(Reverse((0u64, r)));
     }
     while let Some(Reverse((d, u))) = heap.pop() {
-        if !settled.insert(u) {
+        if settled[u] {
             continue;
         }
-        for link in topology.usable_links(u) {
-            let v = link.to;
-            if settled.contains(&v) {
+        settled[u] = true;
+        for &(v, link) in &c.adjacency[u] {
+            if settled[v] {
                 continue;
             }
             let candidate = d + u64::from(link.cost);
-            let better = match distance.get(&v) {
-                None => true,
-                Some(&known) if candidate < known => true,
-                Some(&known) if candidate == known => {
-                    // Equal cost: the lower parent id wins; between parallel links of the same
-                    // parent, the cheaper then lower-id link (they have equal cost here only if
-                    // they are equally cheap).
-                    let (p, pl) = parent[&v];
-                    u < p || (u == p && (link.cost, link.id) < (pl.cost, pl.id))
-                }
-                Some(_) => false,
+            let better = match candidate.cmp(&distance[v]) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                // Equal cost: the lower parent id wins (indices are in id order); between
+                // parallel links of the same parent, the lower link id.
+                std::cmp::Ordering::Equal => match parent[v] {
+                    Some((p, pl)) => u < p || (u == p && (link.cost, link.id) < (pl.cost, pl.id)),
+                    None => true,
+                },
             };
             if better {
-                distance.insert(v, candidate);
-                parent.insert(v, (u, link));
+                distance[v] = candidate;
+                parent[v] = Some((u, link));
                 heap.push(Reverse((candidate, v)));
             }
         }
     }
-    Tree { root, distance, parent }
+    Tree {
+        root,
+        distance: (0..n)
+            .filter(|&i| distance[i] != u64::MAX)
+            .map(|i| (c.ids[i], distance[i]))
+            .collect(),
+        parent: (0..n).filter_map(|i| parent[i].map(|(p, l)| (c.ids[i], (c.ids[p], l)))).collect(),
+    }
 }
 
 /// What one router installs for an (S,G): where packets must come from and where they go.

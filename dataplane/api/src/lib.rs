@@ -67,13 +67,21 @@ pub enum MfibUpdate {
     /// Add or replace the route with the same (source, group).
     Install(MfibRoute),
     /// Remove the route with this (source, group); absent routes are ignored.
-    Remove { source: Option<Ipv4Addr>, group: Ipv4Addr },
+    Remove {
+        source: Option<Ipv4Addr>,
+        group: Ipv4Addr,
+    },
     /// Add or replace the overlay route with the same (origin, group).
     InstallOverlay(OverlayRoute),
-    RemoveOverlay { origin: Ipv4Addr, group: Ipv4Addr },
+    RemoveOverlay {
+        origin: Ipv4Addr,
+        group: Ipv4Addr,
+    },
     /// Add or replace a resolved unicast neighbour.
     SetNeighbor(Neighbor),
-    RemoveNeighbor { addr: Ipv4Addr },
+    RemoveNeighbor {
+        addr: Ipv4Addr,
+    },
     /// Remove every route, overlay route and neighbour.
     Flush,
 }

@@ -1,0 +1,471 @@
+//! fanoutctl: query and control a running fanoutd over its control socket.
+//!
+//! Human output is aligned tables; `--json` prints the response's `data` object, whose schema is
+//! stable and documented in docs/fanoutctl.md.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use controlplane::config::DEFAULT_CONTROL_SOCKET;
+use controlplane::ctl::{
+    self, ClearData, ClearWhat, CountersData, CtlError, InterfacesData, MrouteData, MrouteOif,
+    OverlayData, ReloadData, Request, RoutesData, ShowWhat,
+};
+use controlplane::daemon::dvmrp::DvmrpData;
+use controlplane::daemon::igmp::IgmpData;
+use controlplane::table::{Align, Table};
+
+/// Query and control the fanout multicast router daemon (fanoutd).
+#[derive(Debug, Parser)]
+#[command(
+    name = "fanoutctl",
+    version,
+    after_help = "Examples:\n  fanoutctl show mroute\n  fanoutctl show interfaces --json\n  \
+                  fanoutctl clear counters\n  fanoutctl reload\n\nSee docs/fanoutctl.md for the JSON schema."
+)]
+struct Cli {
+    /// fanoutd's control socket.
+    #[arg(short = 'u', long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET, env = "FANOUT_SOCKET")]
+    socket: PathBuf,
+    /// Seconds to wait for fanoutd's answer.
+    #[arg(short = 't', long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show daemon state.
+    Show {
+        #[arg(value_enum)]
+        what: ShowWhat,
+        /// Print the JSON data instead of a table.
+        #[arg(short, long)]
+        json: bool,
+    },
+    /// Reset state (counters as shown by fanoutctl; Prometheus counters keep growing).
+    Clear {
+        #[arg(value_enum)]
+        what: ClearWhat,
+        #[arg(short, long)]
+        json: bool,
+    },
+    /// Make fanoutd re-read its configuration file (like SIGHUP), reporting errors here.
+    Reload {
+        #[arg(short, long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (request, json) = match cli.command {
+        Command::Show { what, json } => (Request::Show { what }, json),
+        Command::Clear { what, json } => (Request::Clear { what }, json),
+        Command::Reload { json } => (Request::Reload, json),
+    };
+    match run(&cli.socket, Duration::from_secs(cli.timeout), &request, json) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fanoutctl: {e}");
+            match e {
+                CtlError::Daemon(_) => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}
+
+fn run(
+    socket: &std::path::Path,
+    timeout: Duration,
+    request: &Request,
+    json: bool,
+) -> Result<String, CtlError> {
+    let response = ctl::request(socket, request, timeout)?;
+    if json {
+        let data: serde_json::Value = response.into_data()?;
+        let mut text =
+            serde_json::to_string_pretty(&data).map_err(|e| CtlError::Protocol(e.to_string()))?;
+        text.push('\n');
+        return Ok(text);
+    }
+    Ok(match request {
+        Request::Show { what: ShowWhat::Interfaces } => interfaces(&response.into_data()?),
+        Request::Show { what: ShowWhat::Mroute } => mroute(&response.into_data()?),
+        Request::Show { what: ShowWhat::Counters } => counters(&response.into_data()?),
+        Request::Show { what: ShowWhat::Routes } => {
+            // Static mode answers with configured routes, DVMRP mode with its routing table.
+            let data: serde_json::Value = response.into_data()?;
+            if data.get("mode").and_then(serde_json::Value::as_str) == Some("dvmrp") {
+                dvmrp_routes(&decode(data)?)
+            } else {
+                routes(&decode(data)?)
+            }
+        }
+        Request::Show { what: ShowWhat::Overlay } => overlay(&response.into_data()?),
+        Request::Show { what: ShowWhat::Igmp } => igmp(&response.into_data()?),
+        Request::Show { what: ShowWhat::Neighbors } => dvmrp_neighbors(&response.into_data()?),
+        Request::Show { what: ShowWhat::Lsdb } => {
+            // The daemon answers this with an error until a link-state mode exists; if it ever
+            // returns data, show it rather than hide it.
+            let data: serde_json::Value = response.into_data()?;
+            format!("{data:#}\n")
+        }
+        Request::Clear { .. } => {
+            let d: ClearData = response.into_data()?;
+            format!("cleared {}\n", d.cleared)
+        }
+        Request::Reload => {
+            let d: ReloadData = response.into_data()?;
+            format!(
+                "configuration reloaded: {} routes installed, {} removed\n",
+                d.routes_installed, d.routes_removed
+            )
+        }
+    })
+}
+
+fn interfaces(d: &InterfacesData) -> String {
+    let mut t = Table::new(&[
+        ("Interface", Align::Left),
+        ("Ifindex", Align::Right),
+        ("MAC", Align::Left),
+        ("IPv4", Align::Left),
+        ("XDP", Align::Left),
+        ("AF_XDP", Align::Left),
+        ("Queue", Align::Right),
+        ("TTL", Align::Right),
+        ("RxPkts", Align::Right),
+        ("TxPkts", Align::Right),
+        ("Drops", Align::Right),
+    ]);
+    for i in &d.interfaces {
+        t.row([
+            i.name.clone(),
+            i.ifindex.to_string(),
+            i.mac.clone(),
+            i.ipv4.to_string(),
+            i.xdp_mode.clone(),
+            i.bind_mode.clone(),
+            i.queue.to_string(),
+            i.ttl_threshold.to_string(),
+            i.rx_packets.to_string(),
+            i.tx_packets.to_string(),
+            i.drops.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+fn oif_list(oifs: &[MrouteOif]) -> String {
+    if oifs.is_empty() {
+        return "-".into();
+    }
+    oifs.iter()
+        .map(|o| {
+            if o.ttl_threshold > 1 {
+                format!("{}(ttl>{})", o.name, o.ttl_threshold)
+            } else {
+                o.name.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sg(source: Option<std::net::Ipv4Addr>, group: std::net::Ipv4Addr) -> String {
+    format!("({}, {group})", source.map_or_else(|| "*".to_owned(), |s| s.to_string()))
+}
+
+fn mroute(d: &MrouteData) -> String {
+    let mut t = Table::new(&[
+        ("(Source, Group)", Align::Left),
+        ("Inbound", Align::Left),
+        ("Outbound", Align::Left),
+        ("Packets", Align::Right),
+        ("Bytes", Align::Right),
+    ]);
+    for r in &d.routes {
+        let mut out = oif_list(&r.oifs);
+        for hop in &r.overlay_next_hops {
+            let _ = write!(out, " overlay:{hop}");
+        }
+        t.row([
+            sg(r.source, r.group),
+            r.iif.clone(),
+            out,
+            r.packets.to_string(),
+            r.bytes.to_string(),
+        ]);
+    }
+    if t.is_empty() {
+        return "no multicast routes\n".into();
+    }
+    t.render()
+}
+
+fn counters(d: &CountersData) -> String {
+    let mut out = format!("Counters since {} s ago\n\n", d.since_clear_secs);
+    let mut t = Table::new(&[
+        ("Interface", Align::Left),
+        ("RxPkts", Align::Right),
+        ("RxBytes", Align::Right),
+        ("TxPkts", Align::Right),
+        ("TxBytes", Align::Right),
+        ("Punts", Align::Right),
+        ("Drops", Align::Right),
+    ]);
+    let mut drops = Table::new(&[
+        ("Interface", Align::Left),
+        ("Drop reason", Align::Left),
+        ("Count", Align::Right),
+    ]);
+    for i in &d.interfaces {
+        t.row([
+            i.name.clone(),
+            i.rx_packets.to_string(),
+            i.rx_bytes.to_string(),
+            i.tx_packets.to_string(),
+            i.tx_bytes.to_string(),
+            i.punts.to_string(),
+            i.drops.values().sum::<u64>().to_string(),
+        ]);
+        for (reason, n) in i.drops.iter().filter(|(_, n)| **n > 0) {
+            drops.row([i.name.clone(), reason.clone(), n.to_string()]);
+        }
+    }
+    out.push_str(&t.render());
+    out.push('\n');
+    if drops.is_empty() {
+        out.push_str("No drops.\n");
+    } else {
+        out.push_str(&drops.render());
+    }
+    out.push('\n');
+    let mut x = Table::new(&[("XDP program", Align::Left), ("Count", Align::Right)]);
+    for (k, v) in &d.xdp {
+        x.row([k.clone(), v.to_string()]);
+    }
+    if !x.is_empty() {
+        out.push_str(&x.render());
+        out.push('\n');
+    }
+    let c = &d.control;
+    let mut ct = Table::new(&[("Control plane", Align::Left), ("Count", Align::Right)]);
+    for (k, v) in [
+        ("ctl requests", c.ctl_requests),
+        ("reloads ok", c.reloads_ok),
+        ("reloads failed", c.reloads_failed),
+        ("punts received", c.punts_received),
+        ("mfib updates", c.mfib_updates),
+        ("mfib errors", c.mfib_errors),
+    ] {
+        ct.row([k.to_owned(), v.to_string()]);
+    }
+    out.push_str(&ct.render());
+    out
+}
+
+fn routes(d: &RoutesData) -> String {
+    let mut t = Table::new(&[
+        ("(Source, Group)", Align::Left),
+        ("Inbound", Align::Left),
+        ("Outbound", Align::Left),
+        ("Origin", Align::Left),
+    ]);
+    for r in &d.routes {
+        t.row([sg(r.source, r.group), r.iif.clone(), r.oifs.join(" "), r.origin.clone()]);
+    }
+    let mut out = format!("Routing mode: {}\n\n", d.mode);
+    if t.is_empty() {
+        out.push_str("no routes\n");
+    } else {
+        out.push_str(&t.render());
+    }
+    out
+}
+
+fn overlay(d: &OverlayData) -> String {
+    let mut out = format!("Overlay UDP port: {}\n\n", d.port);
+    let mut t = Table::new(&[
+        ("(Origin, Group)", Align::Left),
+        ("From", Align::Left),
+        ("Deliver", Align::Left),
+        ("Next hops", Align::Left),
+        ("Packets", Align::Right),
+        ("Bytes", Align::Right),
+    ]);
+    for r in &d.routes {
+        t.row([
+            sg(Some(r.origin), r.group),
+            r.from.map_or_else(|| "any".to_owned(), |f| f.to_string()),
+            oif_list(&r.deliver),
+            if r.next_hops.is_empty() {
+                "-".to_owned()
+            } else {
+                r.next_hops.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+            },
+            r.packets.to_string(),
+            r.bytes.to_string(),
+        ]);
+    }
+    out.push_str(if t.is_empty() { "no overlay routes\n" } else { "" });
+    out.push_str(&if t.is_empty() { String::new() } else { t.render() });
+    out.push('\n');
+    let mut n =
+        Table::new(&[("Neighbor", Align::Left), ("Interface", Align::Left), ("MAC", Align::Left)]);
+    for nb in &d.neighbors {
+        n.row([nb.addr.to_string(), nb.interface.clone(), nb.mac.clone()]);
+    }
+    out.push_str(&if n.is_empty() { "no overlay neighbors\n".to_owned() } else { n.render() });
+    out
+}
+
+fn igmp(d: &IgmpData) -> String {
+    let mut q = Table::new(&[
+        ("Interface", Align::Left),
+        ("Address", Align::Left),
+        ("State", Align::Left),
+        ("Querier", Align::Left),
+        ("Version", Align::Left),
+        ("Groups", Align::Right),
+        ("QueriesSent", Align::Right),
+        ("Reports", Align::Right),
+    ]);
+    let mut g = Table::new(&[
+        ("Interface", Align::Left),
+        ("Group", Align::Left),
+        ("Mode", Align::Left),
+        ("Compat", Align::Left),
+        ("Sources", Align::Left),
+        ("Last reporter", Align::Left),
+        ("Expires", Align::Right),
+        ("Uptime", Align::Right),
+    ]);
+    let json_name = |v: &dyn erased::Name| v.name();
+    for i in &d.interfaces {
+        let c = &i.counters;
+        q.row([
+            i.interface.clone(),
+            i.address.to_string(),
+            json_name(&i.state),
+            i.querier.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            json_name(&i.version),
+            i.groups.len().to_string(),
+            c.queries_sent().to_string(),
+            (c.reports_v1 + c.reports_v2 + c.reports_v3).to_string(),
+        ]);
+        for grp in &i.groups {
+            let sources = if grp.sources.is_empty() {
+                "-".to_owned()
+            } else {
+                grp.sources.iter().map(|s| s.source.to_string()).collect::<Vec<_>>().join(" ")
+            };
+            g.row([
+                i.interface.clone(),
+                grp.group.to_string(),
+                json_name(&grp.filter_mode),
+                json_name(&grp.compat_mode),
+                sources,
+                grp.last_reporter.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                grp.group_timer_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{}s", ms.div_ceil(1000))),
+                format!("{}s", grp.uptime_ms / 1000),
+            ]);
+        }
+    }
+    let mut out = q.render();
+    out.push('\n');
+    out.push_str(&if g.is_empty() { "no group members\n".to_owned() } else { g.render() });
+    out
+}
+
+/// The serde name of a unit enum value (`"querier"`, `"exclude"`, `"v3"`), so the table says
+/// exactly what `--json` says.
+mod erased {
+    pub trait Name {
+        fn name(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Name for T {
+        fn name(&self) -> String {
+            match serde_json::to_value(self) {
+                Ok(serde_json::Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(_) => "?".to_owned(),
+            }
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, CtlError> {
+    serde_json::from_value(v)
+        .map_err(|e| CtlError::Protocol(format!("unexpected response data: {e}")))
+}
+
+fn dvmrp_neighbors(d: &DvmrpData) -> String {
+    let mut t = Table::new(&[
+        ("Neighbor", Align::Left),
+        ("Ifindex", Align::Right),
+        ("Version", Align::Left),
+        ("Caps", Align::Left),
+        ("GenID", Align::Right),
+        ("TwoWay", Align::Left),
+        ("Uptime", Align::Right),
+        ("Expires", Align::Right),
+    ]);
+    for n in &d.state.neighbors {
+        t.row([
+            n.addr.to_string(),
+            n.ifindex.0.to_string(),
+            format!("{}.{}", n.major, n.minor),
+            format!("0x{:02x}", n.capabilities),
+            format!("{:08x}", n.genid),
+            if n.two_way { "yes" } else { "no" }.to_owned(),
+            format!("{}s", n.uptime_secs),
+            format!("{}s", n.expires_in_secs),
+        ]);
+    }
+    let mut out = format!("DVMRP generation id {:08x}\n\n", d.state.genid);
+    out.push_str(&if t.is_empty() { "no neighbors\n".to_owned() } else { t.render() });
+    out
+}
+
+fn dvmrp_routes(d: &DvmrpData) -> String {
+    let mut t = Table::new(&[
+        ("Origin", Align::Left),
+        ("Metric", Align::Right),
+        ("Upstream", Align::Left),
+        ("Gateway", Align::Left),
+        ("Dependents", Align::Left),
+        ("Age", Align::Right),
+        ("Expires", Align::Right),
+    ]);
+    for r in &d.state.routes {
+        let deps: Vec<String> =
+            r.dependents.iter().map(|x| format!("{}@{}", x.neighbor, x.ifindex.0)).collect();
+        t.row([
+            format!("{}/{}", r.origin, r.prefix_len),
+            r.metric.to_string(),
+            r.upstream.map_or_else(|| "-".to_owned(), |i| i.0.to_string()),
+            r.gateway.map_or_else(
+                || if r.connected { "connected".to_owned() } else { "-".to_owned() },
+                |g| g.to_string(),
+            ),
+            if deps.is_empty() { "-".to_owned() } else { deps.join(" ") },
+            format!("{}s", r.age_secs),
+            r.expires_in_secs.map_or_else(|| "-".to_owned(), |s| format!("{s}s")),
+        ]);
+    }
+    let mut out = "Routing mode: dvmrp\n\n".to_owned();
+    out.push_str(&if t.is_empty() { "no routes\n".to_owned() } else { t.render() });
+    out
+}

@@ -1,0 +1,209 @@
+//! fanoutd: the fanout multicast router daemon.
+//!
+//! Start-up order matters: everything that can fail on bad input (arguments, configuration,
+//! privileges) is checked before detaching, so `fanoutd` exits non-zero with the reason on the
+//! terminal; signals are blocked before the first thread exists, so only the signal thread
+//! receives them; the data plane starts last and is stopped (XDP detached) on every way out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use controlplane::config::{Config, LogLevel, RoutingMode};
+use controlplane::daemon::igmp::IgmpSockets;
+use controlplane::daemon::tasks::{self, CtlServer, MetricsServer};
+use controlplane::daemon::xdp::XdpBackend;
+use controlplane::daemon::{self, privileges, Daemon};
+use crossbeam::channel::bounded;
+use tracing::{error, info};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{reload, EnvFilter};
+
+/// The fanout multicast router daemon: an AF_XDP data plane programmed from a static
+/// configuration (DVMRP, link-state and overlay routing come later).
+#[derive(Debug, Parser)]
+#[command(
+    name = "fanoutd",
+    version,
+    after_help = "Signals:\n  SIGHUP           re-read the configuration; only changed routes are touched,\n                   \
+                  a bad file is reported and the running configuration kept\n  SIGTERM, SIGINT  stop: detach XDP, \
+                  remove the control socket, exit 0\n\nfanoutd needs root or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF.\n\
+                  See docs/fanoutd.md and docs/config.md."
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(short = 'c', long, value_name = "FILE", default_value = "/etc/fanout/fanout.toml")]
+    config: PathBuf,
+    /// Stay in the foreground (for systemd and tests); otherwise fanoutd detaches after start-up
+    /// checks, keeping stderr as the log destination.
+    #[arg(short = 'f', long)]
+    foreground: bool,
+    /// Validate the configuration file, print the result and exit (0: valid, 1: invalid).
+    #[arg(short = 'n', long)]
+    check_config: bool,
+    /// Control socket, overriding `[daemon] control_socket`.
+    #[arg(short = 'u', long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Log level, overriding `[daemon] log_level` (RUST_LOG, if set, overrides both).
+    #[arg(short = 'l', long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fanoutd: invalid configuration:\n{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check_config {
+        println!(
+            "fanoutd: {}: configuration OK ({} interfaces, {} static routes, routing mode {})",
+            cli.config.display(),
+            config.interfaces.len(),
+            config.static_routes.len(),
+            config.routing.as_str()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(socket) = &cli.socket {
+        config.daemon.control_socket.clone_from(socket);
+    }
+    if let Err(e) = privileges::check() {
+        eprintln!("fanoutd: {e}");
+        return ExitCode::from(1);
+    }
+    match run(&cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("fanoutd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn filter_for(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+fn run(cli: &Cli, config: Config) -> Result<()> {
+    let level =
+        cli.log_level.clone().unwrap_or_else(|| config.daemon.log_level.as_str().to_owned());
+    let (filter, filter_handle) = reload::Layer::new(filter_for(&level));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // journald and log files get plain text; colours only on a terminal.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        .try_init()
+        .context("installing the logger")?;
+
+    if !cli.foreground {
+        // Before any thread exists: fork() keeps only the calling thread. stdio stays open
+        // (noclose) so the caller's redirection of stderr is where logs go.
+        nix::unistd::daemon(false, true).context("detaching (daemon(3))")?;
+    }
+    tasks::block_signals().context("blocking signals")?;
+
+    info!(config = %cli.config.display(), interfaces = config.interfaces.len(), "fanoutd starting");
+    let backend = XdpBackend::start(&config).context("starting the data plane")?;
+    let punts = backend.punts();
+    let (tx, rx) = bounded(1024);
+
+    // From here on every exit path stops the data plane (detaches XDP).
+    let mut daemon =
+        match Daemon::new(config, cli.config.clone(), backend, std::time::Instant::now()) {
+            Ok(d) => d,
+            Err(e) => return Err(anyhow::Error::new(e).context("installing static routes")),
+        };
+    if cli.log_level.is_none() {
+        daemon.set_log_level_hook(Box::new(move |level: LogLevel| {
+            match filter_handle.modify(|f| *f = filter_for(level.as_str())) {
+                Ok(()) => info!(level = level.as_str(), "log level changed"),
+                Err(e) => error!("cannot change the log level: {e}"),
+            }
+        }));
+    }
+    let servers = start_servers(&daemon, &tx).and_then(|servers| {
+        let igmp_ifaces = daemon.igmp_interfaces();
+        if igmp_ifaces.is_empty() {
+            return Ok((servers, None));
+        }
+        let dvmrp = daemon.config().routing == RoutingMode::Dvmrp;
+        let sockets = IgmpSockets::open(&igmp_ifaces, dvmrp, &tx)?;
+        let now = std::time::Instant::now();
+        if daemon.config().interfaces.iter().any(|i| i.igmp) {
+            daemon.enable_igmp(Box::new(sockets.sender()), now)?;
+        }
+        if dvmrp {
+            let prefixes = interface_prefixes();
+            daemon.enable_dvmrp(
+                Box::new(sockets.sender()),
+                |name| prefixes.get(name).copied(),
+                generation_id(),
+                now,
+            );
+        }
+        Ok((servers, Some(sockets)))
+    });
+    let result = match servers {
+        Ok(servers) => {
+            info!("fanoutd running");
+            daemon::run(&mut daemon, &rx, Some(&punts));
+            // Stop accepting requests and remove the socket before the data plane goes.
+            drop(servers);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let stopped = daemon.into_backend().stop().context("stopping the data plane");
+    info!("fanoutd stopped");
+    result.and(stopped)
+}
+
+fn start_servers(
+    daemon: &Daemon<XdpBackend>,
+    tx: &crossbeam::channel::Sender<daemon::Input>,
+) -> Result<(CtlServer, Option<MetricsServer>, std::thread::JoinHandle<()>)> {
+    let ctl = CtlServer::start(&daemon.config().daemon.control_socket, tx.clone())?;
+    let metrics = daemon
+        .config()
+        .daemon
+        .metrics_listen
+        .map(|addr| MetricsServer::start(addr, tx.clone()))
+        .transpose()?;
+    let signals = tasks::spawn_signal_thread(tx.clone())?;
+    Ok((ctl, metrics, signals))
+}
+
+/// The IPv4 prefix length of each interface's first address (DVMRP advertises the subnet).
+fn interface_prefixes() -> std::collections::BTreeMap<String, u8> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return out };
+    for a in addrs {
+        let Some(mask) = a.netmask.as_ref().and_then(|m| m.as_sockaddr_in()) else { continue };
+        if a.address.as_ref().and_then(|m| m.as_sockaddr_in()).is_none() {
+            continue;
+        }
+        let len = mask.ip().to_bits().count_ones() as u8;
+        out.entry(a.interface_name).or_insert(len);
+    }
+    out
+}
+
+/// A DVMRP generation id that differs between runs (neighbours detect our restart by it):
+/// seconds since the epoch, as mrouted does.
+fn generation_id() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32)
+}

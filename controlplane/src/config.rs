@@ -1,0 +1,1246 @@
+//! fanoutd's configuration file: TOML, parsed strictly and validated before anything is applied.
+//!
+//! Loading is two steps. [`toml`] deserialises the text into private `Raw*` structs that keep the
+//! byte span of every field a later check may complain about (`deny_unknown_fields` everywhere,
+//! so a misspelt key is an error, not a silently ignored default). [`validate`] then turns the raw
+//! form into a [`Config`] whose invariants hold:
+//!
+//! - interface names are unique, non-empty and at most 15 bytes (IFNAMSIZ - 1);
+//! - every static route names configured interfaces, its group is a routable multicast group
+//!   (224/4 outside 224.0.0.0/24), its source (if any) is unicast, its oifs are non-empty,
+//!   distinct and never its iif; (source, group) pairs are unique;
+//! - durations are positive, overlay keys are valid hex with unique ids, limits are non-zero.
+//!
+//! Every problem found is reported, not only the first, as a [`Diagnostic`] naming the file,
+//! line:column (from toml's spans) and the field path (`static_route[2].oifs[0]`), so an
+//! operator can fix a file in one pass. The reference for every key is docs/config.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The default control socket path (overridden by `[daemon] control_socket` or `--socket`).
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/fanout/fanoutd.sock";
+/// The default overlay UDP port.
+pub const DEFAULT_OVERLAY_PORT: u16 = 7410;
+/// Overlay keys the data plane holds at once (current and next, for rotation).
+pub const MAX_OVERLAY_KEYS: usize = 2;
+/// Linux interface names are at most IFNAMSIZ - 1 bytes.
+const MAX_IFNAME_LEN: usize = 15;
+
+// ===== validated configuration =====
+
+/// A validated configuration (see the module docs for its invariants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub dataplane: DataplaneSettings,
+    pub interfaces: Vec<InterfaceConfig>,
+    pub routing: RoutingMode,
+    pub static_routes: Vec<StaticRoute>,
+    pub igmp: IgmpSettings,
+    pub dvmrp: DvmrpSettings,
+    pub overlay: OverlaySettings,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    pub control_socket: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// UMEM frames (a power of two).
+    pub frame_count: u32,
+    /// Frames per RX/TX batch.
+    pub batch: usize,
+    pub copy_mode: CopyMode,
+    pub xdp_mode: XdpMode,
+}
+
+/// How AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Zero-copy when the driver supports it, copy otherwise.
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native (driver) mode, generic SKB mode if the driver refuses.
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    pub name: String,
+    /// Copies leave this interface only if the packet's TTL is above this (mrouted semantics).
+    pub ttl_threshold: u8,
+    /// Run IGMP (querier and membership) on this interface.
+    pub igmp: bool,
+}
+
+/// The routing protocol that fills the MFIB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingMode {
+    /// Only `[[static_route]]` entries.
+    Static,
+    /// DVMRP flood-and-prune on every interface (IGMP membership from `igmp = true` ones).
+    Dvmrp,
+}
+
+impl RoutingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingMode::Static => "static",
+            RoutingMode::Dvmrp => "dvmrp",
+        }
+    }
+}
+
+/// A configured route: (S,G), or (*,G) when `source` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    pub source: Option<Ipv4Addr>,
+    pub group: Ipv4Addr,
+    pub iif: String,
+    pub oifs: Vec<String>,
+}
+
+/// IGMP timers and counts, RFC 3376 §8 defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IgmpSettings {
+    pub robustness: u8,
+    pub query_interval: Duration,
+    pub query_response_interval: Duration,
+    pub startup_query_interval: Duration,
+    pub startup_query_count: u8,
+    pub last_member_query_interval: Duration,
+    pub last_member_query_count: u8,
+}
+
+impl Default for IgmpSettings {
+    fn default() -> Self {
+        Self {
+            robustness: 2,
+            query_interval: Duration::from_secs(125),
+            query_response_interval: Duration::from_secs(10),
+            // RFC 3376 §8.6/8.7: a quarter of the query interval, robustness-many times.
+            startup_query_interval: Duration::from_millis(31_250),
+            startup_query_count: 2,
+            last_member_query_interval: Duration::from_secs(1),
+            last_member_query_count: 2,
+        }
+    }
+}
+
+/// DVMRP timers (protocols/dvmrp.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DvmrpSettings {
+    pub probe_interval: Duration,
+    pub neighbor_timeout: Duration,
+    pub report_interval: Duration,
+    pub route_expiration: Duration,
+    pub prune_lifetime: Duration,
+    pub graft_retransmit: Duration,
+}
+
+impl Default for DvmrpSettings {
+    fn default() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(10),
+            neighbor_timeout: Duration::from_secs(35),
+            report_interval: Duration::from_secs(60),
+            route_expiration: Duration::from_secs(140),
+            prune_lifetime: Duration::from_secs(7200),
+            graft_retransmit: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlaySettings {
+    pub port: u16,
+    pub origin: Option<Ipv4Addr>,
+    pub hop_count: u8,
+    pub keys: Vec<OverlayKey>,
+}
+
+impl Default for OverlaySettings {
+    fn default() -> Self {
+        Self { port: DEFAULT_OVERLAY_PORT, origin: None, hop_count: 16, keys: Vec::new() }
+    }
+}
+
+/// An overlay authentication key (HMAC-SHA256). `Debug` does not print the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OverlayKey {
+    pub id: u8,
+    pub secret: Vec<u8>,
+}
+
+impl fmt::Debug for OverlayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OverlayKey")
+            .field("id", &self.id)
+            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_routes: usize,
+    pub max_groups_per_interface: usize,
+    pub max_neighbors: usize,
+    /// Punts per second the data plane reports to the control plane.
+    pub punt_rate: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_routes: 10_000,
+            max_groups_per_interface: 1024,
+            max_neighbors: 64,
+            punt_rate: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `file` only names it in diagnostics.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let field = field_path_at(text, span.start);
+            ConfigError::Invalid(vec![Diagnostic::new(
+                file,
+                text,
+                &span,
+                field,
+                ErrorKind::Syntax(e.message().trim_end().to_owned()),
+            )])
+        })?;
+        let mut v = Validator { file, text, diags: Vec::new() };
+        let config = v.config(raw);
+        if v.diags.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(v.diags))
+        }
+    }
+
+    /// The configured interface names, in file order.
+    pub fn interface_names(&self) -> impl Iterator<Item = &str> {
+        self.interfaces.iter().map(|i| i.name.as_str())
+    }
+
+    pub fn interface(&self, name: &str) -> Option<&InterfaceConfig> {
+        self.interfaces.iter().find(|i| i.name == name)
+    }
+}
+
+// ===== errors =====
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// One or more problems, each with its location; displayed one per line.
+    #[error("{}", DisplayDiags(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    /// The located problems (empty for I/O errors).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Io { .. } => &[],
+            ConfigError::Invalid(d) => d,
+        }
+    }
+}
+
+struct DisplayDiags<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for DisplayDiags<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One located problem: `file:line:col: field: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub col: usize,
+    /// The field path, e.g. `static_route[1].oifs[0]`; empty when the problem is the whole file.
+    pub field: String,
+    pub kind: ErrorKind,
+}
+
+impl Diagnostic {
+    fn new(file: &Path, text: &str, span: &Range<usize>, field: String, kind: ErrorKind) -> Self {
+        let (line, col) = line_col(text, span.start);
+        Self { file: file.to_owned(), line, col, field, kind }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// TOML syntax, an unknown key, a missing key or a value of the wrong type (toml's message).
+    #[error("{0}")]
+    Syntax(String),
+    #[error("unknown interface \"{0}\" (not in any [[interface]])")]
+    UnknownInterface(String),
+    #[error("{0} is not a routable multicast group (224.0.0.0/4 outside 224.0.0.0/24)")]
+    NotMulticast(Ipv4Addr),
+    #[error("source {0} is a multicast address; a source must be a unicast host")]
+    SourceMulticast(Ipv4Addr),
+    #[error("duplicate interface \"{name}\" (first defined on line {first_line})")]
+    DuplicateInterface { name: String, first_line: usize },
+    #[error("interface \"{0}\" is both the iif and an oif of this route")]
+    OifIsIif(String),
+    #[error("interface \"{0}\" is listed twice in oifs")]
+    DuplicateOif(String),
+    #[error("oifs is empty: a route needs at least one outgoing interface")]
+    EmptyOifs,
+    #[error("duplicate route for ({src}, {group}) (first on line {first_line})")]
+    DuplicateRoute { src: String, group: Ipv4Addr, first_line: usize },
+    #[error("bad duration \"{value}\": {reason} (examples: \"125s\", \"1m30s\", \"500ms\")")]
+    BadDuration { value: String, reason: &'static str },
+    #[error("bad key: {0}")]
+    BadKey(String),
+    #[error("duplicate key id {0}")]
+    DuplicateKeyId(u8),
+    #[error("bad address \"{value}\": {reason}")]
+    BadAddress { value: String, reason: String },
+    #[error("bad interface name \"{0}\": must be 1 to 15 bytes without '/', ':' or whitespace")]
+    BadInterfaceName(String),
+    #[error("unknown {what} \"{value}\" (expected one of: {expected})")]
+    UnknownValue { what: &'static str, value: String, expected: &'static str },
+    #[error(
+        "routing mode \"{0}\" is not implemented by this fanoutd yet; only \"static\" is supported"
+    )]
+    UnsupportedMode(String),
+    #[error("{value} is out of range: {reason}")]
+    OutOfRange { value: String, reason: &'static str },
+    #[error("static routes are used only in routing mode \"static\" (routing mode is \"{0}\")")]
+    StaticRouteInProtocolMode(&'static str),
+    #[error("{count} static routes exceed limits.max_routes = {max}")]
+    TooManyRoutes { count: usize, max: usize },
+}
+
+// ===== raw (as written) form =====
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    dataplane: RawDataplane,
+    #[serde(default)]
+    interface: Vec<RawInterface>,
+    #[serde(default)]
+    routing: RawRouting,
+    #[serde(default)]
+    static_route: Vec<RawStaticRoute>,
+    #[serde(default)]
+    igmp: RawIgmp,
+    #[serde(default)]
+    dvmrp: RawDvmrp,
+    #[serde(default)]
+    overlay: RawOverlay,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    control_socket: Option<S<String>>,
+    metrics_listen: Option<S<String>>,
+    log_level: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataplane {
+    frame_count: Option<S<u32>>,
+    batch: Option<S<usize>>,
+    copy_mode: Option<S<String>>,
+    xdp_mode: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: S<String>,
+    ttl_threshold: Option<u8>,
+    igmp: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    mode: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaticRoute {
+    source: Option<S<String>>,
+    group: S<String>,
+    iif: S<String>,
+    oifs: S<Vec<S<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIgmp {
+    robustness: Option<S<u8>>,
+    query_interval: Option<S<String>>,
+    query_response_interval: Option<S<String>>,
+    startup_query_interval: Option<S<String>>,
+    startup_query_count: Option<S<u8>>,
+    last_member_query_interval: Option<S<String>>,
+    last_member_query_count: Option<S<u8>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDvmrp {
+    probe_interval: Option<S<String>>,
+    neighbor_timeout: Option<S<String>>,
+    report_interval: Option<S<String>>,
+    route_expiration: Option<S<String>>,
+    prune_lifetime: Option<S<String>>,
+    graft_retransmit: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverlay {
+    port: Option<S<u16>>,
+    origin: Option<S<String>>,
+    hop_count: Option<S<u8>>,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: S<u8>,
+    secret: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_routes: Option<S<usize>>,
+    max_groups_per_interface: Option<S<usize>>,
+    max_neighbors: Option<S<usize>>,
+    punt_rate: Option<S<u32>>,
+}
+
+// ===== validation =====
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: &Range<usize>, field: impl Into<String>, kind: ErrorKind) {
+        self.diags.push(Diagnostic::new(self.file, self.text, span, field.into(), kind));
+    }
+
+    /// Where the first `[[static_route]]` header is (for errors about routes as a whole).
+    fn first_static_route_span(&self) -> Option<Range<usize>> {
+        let mut pos = 0;
+        for line in self.text.split_inclusive('\n') {
+            if line.trim_start().starts_with("[[static_route]]") {
+                let start = pos + (line.len() - line.trim_start().len());
+                return Some(start..start + "[[static_route]]".len());
+            }
+            pos += line.len();
+        }
+        None
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let daemon = self.daemon(raw.daemon);
+        let dataplane = self.dataplane(raw.dataplane);
+        let interfaces = self.interfaces(raw.interface);
+        let routing = self.routing(raw.routing);
+        let static_routes = self.static_routes(raw.static_route, &interfaces);
+        if routing != RoutingMode::Static {
+            if let Some(span) = self.first_static_route_span() {
+                self.error(
+                    &span,
+                    "static_route[0]",
+                    ErrorKind::StaticRouteInProtocolMode(routing.as_str()),
+                );
+            }
+        }
+        let igmp = self.igmp(raw.igmp);
+        let dvmrp = self.dvmrp(raw.dvmrp);
+        let overlay = self.overlay(raw.overlay);
+        let limits = self.limits(raw.limits, static_routes.len());
+        Config {
+            daemon,
+            dataplane,
+            interfaces,
+            routing,
+            static_routes,
+            igmp,
+            dvmrp,
+            overlay,
+            limits,
+        }
+    }
+
+    fn daemon(&mut self, raw: RawDaemon) -> DaemonConfig {
+        let control_socket = match raw.control_socket {
+            Some(s) if s.get_ref().is_empty() => {
+                self.error(
+                    &s.span(),
+                    "daemon.control_socket",
+                    ErrorKind::OutOfRange {
+                        value: "\"\"".into(),
+                        reason: "the control socket path must not be empty",
+                    },
+                );
+                PathBuf::from(DEFAULT_CONTROL_SOCKET)
+            }
+            Some(s) => PathBuf::from(s.into_inner()),
+            None => PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        };
+        let metrics_listen =
+            raw.metrics_listen.and_then(|s| match s.get_ref().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let kind = ErrorKind::BadAddress {
+                        value: s.get_ref().clone(),
+                        reason: format!("{e} (want ip:port)"),
+                    };
+                    self.error(&s.span(), "daemon.metrics_listen", kind);
+                    None
+                }
+            });
+        let log_level = match raw.log_level {
+            None => LogLevel::Info,
+            Some(s) => match s.get_ref().as_str() {
+                "error" => LogLevel::Error,
+                "warn" => LogLevel::Warn,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                "trace" => LogLevel::Trace,
+                other => {
+                    let kind = ErrorKind::UnknownValue {
+                        what: "log level",
+                        value: other.to_owned(),
+                        expected: "error, warn, info, debug, trace",
+                    };
+                    self.error(&s.span(), "daemon.log_level", kind);
+                    LogLevel::Info
+                }
+            },
+        };
+        DaemonConfig { control_socket, metrics_listen, log_level }
+    }
+
+    fn dataplane(&mut self, raw: RawDataplane) -> DataplaneSettings {
+        let mut out = DataplaneSettings {
+            frame_count: 4096,
+            batch: 64,
+            copy_mode: CopyMode::Auto,
+            xdp_mode: XdpMode::Auto,
+        };
+        if let Some(fc) = raw.frame_count {
+            let n = *fc.get_ref();
+            // The UMEM fill/completion rings are power-of-two sized and must hold every frame.
+            if n.is_power_of_two() && (64..=65_536).contains(&n) {
+                out.frame_count = n;
+            } else {
+                self.error(
+                    &fc.span(),
+                    "dataplane.frame_count",
+                    ErrorKind::OutOfRange {
+                        value: n.to_string(),
+                        reason: "frame_count must be a power of two between 64 and 65536",
+                    },
+                );
+            }
+        }
+        if let Some(b) = raw.batch {
+            let n = *b.get_ref();
+            if (1..=1024).contains(&n) {
+                out.batch = n;
+            } else {
+                self.error(
+                    &b.span(),
+                    "dataplane.batch",
+                    ErrorKind::OutOfRange {
+                        value: n.to_string(),
+                        reason: "batch must be between 1 and 1024",
+                    },
+                );
+            }
+        }
+        if out.batch > out.frame_count as usize / 2 {
+            self.error(&(0..0), "dataplane.batch", ErrorKind::OutOfRange {
+                value: out.batch.to_string(),
+                reason: "batch must be at most half of frame_count (RX and TX each need a batch of frames)",
+            });
+        }
+        if let Some(m) = raw.copy_mode {
+            match m.get_ref().as_str() {
+                "auto" => out.copy_mode = CopyMode::Auto,
+                "copy" => out.copy_mode = CopyMode::Copy,
+                "zerocopy" => out.copy_mode = CopyMode::ZeroCopy,
+                other => {
+                    let kind = ErrorKind::UnknownValue {
+                        what: "copy_mode",
+                        value: other.to_owned(),
+                        expected: "auto, copy, zerocopy",
+                    };
+                    self.error(&m.span(), "dataplane.copy_mode", kind);
+                }
+            }
+        }
+        if let Some(m) = raw.xdp_mode {
+            match m.get_ref().as_str() {
+                "auto" => out.xdp_mode = XdpMode::Auto,
+                "native" => out.xdp_mode = XdpMode::Native,
+                "skb" => out.xdp_mode = XdpMode::Skb,
+                other => {
+                    let kind = ErrorKind::UnknownValue {
+                        what: "xdp_mode",
+                        value: other.to_owned(),
+                        expected: "auto, native, skb",
+                    };
+                    self.error(&m.span(), "dataplane.xdp_mode", kind);
+                }
+            }
+        }
+        out
+    }
+
+    fn interfaces(&mut self, raw: Vec<RawInterface>) -> Vec<InterfaceConfig> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            let span = r.name.span();
+            let name = r.name.into_inner();
+            let field = format!("interface[{i}].name");
+            if !valid_ifname(&name) {
+                self.error(&span, field, ErrorKind::BadInterfaceName(name));
+                continue;
+            }
+            if let Some(&first_line) = seen.get(&name) {
+                self.error(&span, field, ErrorKind::DuplicateInterface { name, first_line });
+                continue;
+            }
+            seen.insert(name.clone(), self.line_of(&span));
+            out.push(InterfaceConfig {
+                name,
+                ttl_threshold: r.ttl_threshold.unwrap_or(1),
+                igmp: r.igmp.unwrap_or(false),
+            });
+        }
+        out
+    }
+
+    fn routing(&mut self, raw: RawRouting) -> RoutingMode {
+        let Some(mode) = raw.mode else { return RoutingMode::Static };
+        match mode.get_ref().as_str() {
+            "static" => {}
+            "dvmrp" => return RoutingMode::Dvmrp,
+            m @ ("linkstate" | "overlay") => {
+                self.error(&mode.span(), "routing.mode", ErrorKind::UnsupportedMode(m.to_owned()));
+            }
+            other => {
+                let kind = ErrorKind::UnknownValue {
+                    what: "routing mode",
+                    value: other.to_owned(),
+                    expected: "static, dvmrp, linkstate, overlay",
+                };
+                self.error(&mode.span(), "routing.mode", kind);
+            }
+        }
+        RoutingMode::Static
+    }
+
+    fn static_routes(
+        &mut self,
+        raw: Vec<RawStaticRoute>,
+        ifaces: &[InterfaceConfig],
+    ) -> Vec<StaticRoute> {
+        let known = |n: &str| ifaces.iter().any(|i| i.name == n);
+        let mut seen: BTreeMap<(Option<Ipv4Addr>, Ipv4Addr), usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, r) in raw.into_iter().enumerate() {
+            let before = self.diags.len();
+            let source = r.source.as_ref().and_then(|s| {
+                let field = format!("static_route[{i}].source");
+                let addr = self.ipv4(s, &field)?;
+                if addr.is_multicast() {
+                    self.error(&s.span(), field, ErrorKind::SourceMulticast(addr));
+                    return None;
+                }
+                if addr.is_unspecified() || addr.is_broadcast() {
+                    let kind = ErrorKind::BadAddress {
+                        value: s.get_ref().clone(),
+                        reason: "a source must be a unicast host address".into(),
+                    };
+                    self.error(&s.span(), field, kind);
+                    return None;
+                }
+                Some(addr)
+            });
+            let gfield = format!("static_route[{i}].group");
+            let group = self.ipv4(&r.group, &gfield).and_then(|g| {
+                if is_routable_group(g) {
+                    Some(g)
+                } else {
+                    self.error(&r.group.span(), gfield, ErrorKind::NotMulticast(g));
+                    None
+                }
+            });
+            let iif = r.iif.get_ref().clone();
+            if !known(&iif) {
+                self.error(
+                    &r.iif.span(),
+                    format!("static_route[{i}].iif"),
+                    ErrorKind::UnknownInterface(iif.clone()),
+                );
+            }
+            if r.oifs.get_ref().is_empty() {
+                self.error(&r.oifs.span(), format!("static_route[{i}].oifs"), ErrorKind::EmptyOifs);
+            }
+            let mut oifs: Vec<String> = Vec::new();
+            for (j, o) in r.oifs.get_ref().iter().enumerate() {
+                let field = format!("static_route[{i}].oifs[{j}]");
+                let name = o.get_ref();
+                if !known(name) {
+                    self.error(&o.span(), field, ErrorKind::UnknownInterface(name.clone()));
+                } else if *name == iif {
+                    self.error(&o.span(), field, ErrorKind::OifIsIif(name.clone()));
+                } else if oifs.contains(name) {
+                    self.error(&o.span(), field, ErrorKind::DuplicateOif(name.clone()));
+                } else {
+                    oifs.push(name.clone());
+                }
+            }
+            if self.diags.len() != before {
+                continue;
+            }
+            let Some(group) = group else { continue };
+            let span = r.group.span();
+            if let Some(&first_line) = seen.get(&(source, group)) {
+                let src = source.map_or_else(|| "*".to_owned(), |s| s.to_string());
+                self.error(
+                    &span,
+                    format!("static_route[{i}]"),
+                    ErrorKind::DuplicateRoute { src, group, first_line },
+                );
+                continue;
+            }
+            seen.insert((source, group), self.line_of(&span));
+            out.push(StaticRoute { source, group, iif, oifs });
+        }
+        out
+    }
+
+    fn ipv4(&mut self, s: &S<String>, field: &str) -> Option<Ipv4Addr> {
+        match s.get_ref().parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let kind =
+                    ErrorKind::BadAddress { value: s.get_ref().clone(), reason: e.to_string() };
+                self.error(&s.span(), field, kind);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, raw: Option<S<String>>, field: &str, default: Duration) -> Duration {
+        let Some(s) = raw else { return default };
+        match parse_duration(s.get_ref()) {
+            Ok(d) => d,
+            Err(reason) => {
+                self.error(
+                    &s.span(),
+                    field,
+                    ErrorKind::BadDuration { value: s.get_ref().clone(), reason },
+                );
+                default
+            }
+        }
+    }
+
+    fn count(&mut self, raw: Option<S<u8>>, field: &str, default: u8) -> u8 {
+        let Some(s) = raw else { return default };
+        if *s.get_ref() == 0 {
+            self.error(
+                &s.span(),
+                field,
+                ErrorKind::OutOfRange { value: "0".into(), reason: "must be at least 1" },
+            );
+            return default;
+        }
+        *s.get_ref()
+    }
+
+    fn igmp(&mut self, raw: RawIgmp) -> IgmpSettings {
+        let d = IgmpSettings::default();
+        let robustness = self.count(raw.robustness, "igmp.robustness", d.robustness);
+        let query_interval =
+            self.duration(raw.query_interval, "igmp.query_interval", d.query_interval);
+        let qri_span = raw.query_response_interval.as_ref().map(Spanned::span);
+        let query_response_interval = self.duration(
+            raw.query_response_interval,
+            "igmp.query_response_interval",
+            d.query_response_interval,
+        );
+        // RFC 3376 §8.3: the response interval must be shorter than the query interval, or hosts
+        // could never answer one query before the next.
+        if query_response_interval >= query_interval {
+            self.error(
+                &qri_span.unwrap_or(0..0),
+                "igmp.query_response_interval",
+                ErrorKind::OutOfRange {
+                    value: format!("{query_response_interval:?}"),
+                    reason: "must be shorter than igmp.query_interval (RFC 3376 §8.3)",
+                },
+            );
+        }
+        IgmpSettings {
+            robustness,
+            query_interval,
+            query_response_interval,
+            startup_query_interval: self.duration(
+                raw.startup_query_interval,
+                "igmp.startup_query_interval",
+                query_interval / 4,
+            ),
+            startup_query_count: self.count(
+                raw.startup_query_count,
+                "igmp.startup_query_count",
+                robustness,
+            ),
+            last_member_query_interval: self.duration(
+                raw.last_member_query_interval,
+                "igmp.last_member_query_interval",
+                d.last_member_query_interval,
+            ),
+            last_member_query_count: self.count(
+                raw.last_member_query_count,
+                "igmp.last_member_query_count",
+                robustness,
+            ),
+        }
+    }
+
+    fn dvmrp(&mut self, raw: RawDvmrp) -> DvmrpSettings {
+        let d = DvmrpSettings::default();
+        DvmrpSettings {
+            probe_interval: self.duration(
+                raw.probe_interval,
+                "dvmrp.probe_interval",
+                d.probe_interval,
+            ),
+            neighbor_timeout: self.duration(
+                raw.neighbor_timeout,
+                "dvmrp.neighbor_timeout",
+                d.neighbor_timeout,
+            ),
+            report_interval: self.duration(
+                raw.report_interval,
+                "dvmrp.report_interval",
+                d.report_interval,
+            ),
+            route_expiration: self.duration(
+                raw.route_expiration,
+                "dvmrp.route_expiration",
+                d.route_expiration,
+            ),
+            prune_lifetime: self.duration(
+                raw.prune_lifetime,
+                "dvmrp.prune_lifetime",
+                d.prune_lifetime,
+            ),
+            graft_retransmit: self.duration(
+                raw.graft_retransmit,
+                "dvmrp.graft_retransmit",
+                d.graft_retransmit,
+            ),
+        }
+    }
+
+    fn overlay(&mut self, raw: RawOverlay) -> OverlaySettings {
+        let d = OverlaySettings::default();
+        let port = match raw.port {
+            Some(p) if *p.get_ref() == 0 => {
+                self.error(
+                    &p.span(),
+                    "overlay.port",
+                    ErrorKind::OutOfRange {
+                        value: "0".into(),
+                        reason: "the overlay port must be 1-65535",
+                    },
+                );
+                d.port
+            }
+            Some(p) => *p.get_ref(),
+            None => d.port,
+        };
+        let origin = raw.origin.as_ref().and_then(|o| {
+            let addr = self.ipv4(o, "overlay.origin")?;
+            if addr.is_multicast() || addr.is_unspecified() || addr.is_broadcast() {
+                let kind = ErrorKind::BadAddress {
+                    value: o.get_ref().clone(),
+                    reason: "origin must be unicast".into(),
+                };
+                self.error(&o.span(), "overlay.origin", kind);
+                return None;
+            }
+            Some(addr)
+        });
+        let hop_count = self.count(raw.hop_count, "overlay.hop_count", d.hop_count);
+        let mut keys: Vec<OverlayKey> = Vec::new();
+        for (i, k) in raw.keys.into_iter().enumerate() {
+            let id = *k.id.get_ref();
+            // The data plane holds the current and the next key, for rotation without loss.
+            if i >= MAX_OVERLAY_KEYS {
+                self.error(
+                    &k.id.span(),
+                    format!("overlay.keys[{i}]"),
+                    ErrorKind::OutOfRange {
+                        value: format!("{} keys", i + 1),
+                        reason: "at most 2 overlay keys (current and next) are supported",
+                    },
+                );
+                continue;
+            }
+            if keys.iter().any(|e| e.id == id) {
+                self.error(
+                    &k.id.span(),
+                    format!("overlay.keys[{i}].id"),
+                    ErrorKind::DuplicateKeyId(id),
+                );
+                continue;
+            }
+            match parse_key_hex(k.secret.get_ref()) {
+                Ok(secret) => keys.push(OverlayKey { id, secret }),
+                Err(reason) => self.error(
+                    &k.secret.span(),
+                    format!("overlay.keys[{i}].secret"),
+                    ErrorKind::BadKey(reason),
+                ),
+            }
+        }
+        OverlaySettings { port, origin, hop_count, keys }
+    }
+
+    fn limits(&mut self, raw: RawLimits, static_routes: usize) -> Limits {
+        let d = Limits::default();
+        let mut positive =
+            |v: Option<S<usize>>, field: &str, default: usize| -> (usize, Range<usize>) {
+                let Some(s) = v else { return (default, 0..0) };
+                if *s.get_ref() == 0 {
+                    self.error(
+                        &s.span(),
+                        field,
+                        ErrorKind::OutOfRange { value: "0".into(), reason: "must be at least 1" },
+                    );
+                    return (default, s.span());
+                }
+                (*s.get_ref(), s.span())
+            };
+        let (max_routes, span) = positive(raw.max_routes, "limits.max_routes", d.max_routes);
+        let (max_groups_per_interface, _) = positive(
+            raw.max_groups_per_interface,
+            "limits.max_groups_per_interface",
+            d.max_groups_per_interface,
+        );
+        let (max_neighbors, _) =
+            positive(raw.max_neighbors, "limits.max_neighbors", d.max_neighbors);
+        if static_routes > max_routes {
+            self.error(
+                &span,
+                "limits.max_routes",
+                ErrorKind::TooManyRoutes { count: static_routes, max: max_routes },
+            );
+        }
+        let punt_rate = match raw.punt_rate {
+            Some(p) if *p.get_ref() == 0 => {
+                self.error(
+                    &p.span(),
+                    "limits.punt_rate",
+                    ErrorKind::OutOfRange {
+                        value: "0".into(),
+                        reason: "must be at least 1 punt per second",
+                    },
+                );
+                d.punt_rate
+            }
+            Some(p) => *p.get_ref(),
+            None => d.punt_rate,
+        };
+        Limits { max_routes, max_groups_per_interface, max_neighbors, punt_rate }
+    }
+}
+
+// ===== global functions =====
+
+/// 224.0.0.0/4 outside the link-local block 224.0.0.0/24, which routers never forward
+/// (RFC 5771 §4).
+pub fn is_routable_group(addr: Ipv4Addr) -> bool {
+    addr.is_multicast() && addr.octets()[..3] != [224, 0, 0]
+}
+
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// Parses durations such as `125s`, `1m30s`, `500ms`, `2h`: one or more `<integer><unit>` parts,
+/// units `ms`, `s`, `m`, `h`. Zero is rejected: every timer here must make progress.
+pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty");
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err("expected a number");
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| "number too large")?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or("number too large")?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or("number too large")?),
+            "" => return Err("missing unit (ms, s, m or h)"),
+            _ => return Err("unknown unit (use ms, s, m or h)"),
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(part).ok_or("too large")?;
+    }
+    if total.is_zero() {
+        return Err("must be greater than zero");
+    }
+    Ok(total)
+}
+
+/// Decodes an overlay secret: hex, 16 to 64 bytes (HMAC-SHA256 keys shorter than 128 bits are
+/// too weak; longer than the 64-byte block are hashed anyway, so they add nothing).
+pub fn parse_key_hex(text: &str) -> Result<Vec<u8>, String> {
+    if text.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", text.len()));
+    }
+    let mut out = Vec::with_capacity(text.len() / 2);
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        let hi = hex_val(pair[0]).ok_or_else(|| {
+            format!("'{}' at position {} is not a hex digit", pair[0] as char, 2 * i)
+        })?;
+        let lo = hex_val(pair[1]).ok_or_else(|| {
+            format!("'{}' at position {} is not a hex digit", pair[1] as char, 2 * i + 1)
+        })?;
+        out.push(hi << 4 | lo);
+    }
+    if !(16..=64).contains(&out.len()) {
+        return Err(format!(
+            "{} bytes; a key must be 16 to 64 bytes (32 to 128 hex digits)",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+/// Best-effort field path of a byte offset (for toml's own errors, which carry only a span):
+/// the last table header above it plus the key on its line, e.g. `interface[1].ttl_threshold`.
+fn field_path_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let mut table = String::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut key = String::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let start = pos;
+        pos += line.len();
+        if start > offset {
+            break;
+        }
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_owned();
+            let n = counts.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{n}]");
+            *n += 1;
+            key.clear();
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            name.trim().clone_into(&mut table);
+            key.clear();
+        } else if let Some((k, _)) = t.split_once('=') {
+            k.trim().clone_into(&mut key);
+        } else {
+            key.clear();
+        }
+        if offset < pos {
+            break;
+        }
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("125s"), Ok(Duration::from_secs(125)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn key_hex() {
+        assert_eq!(parse_key_hex(&"ab".repeat(16)).unwrap(), vec![0xab; 16]);
+        assert!(parse_key_hex("abc").unwrap_err().contains("odd"));
+        assert!(parse_key_hex(&"zz".repeat(16)).unwrap_err().contains("not a hex digit"));
+        assert!(parse_key_hex("abcd").unwrap_err().contains("16 to 64"));
+    }
+
+    #[test]
+    fn positions() {
+        let text = "a = 1\n[daemon]\nx = 2\n[[interface]]\nname = \"é\"\n[[interface]]\nttl = 3\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        let off = text.find("x =").unwrap();
+        assert_eq!(line_col(text, off), (3, 1));
+        assert_eq!(field_path_at(text, off), "daemon.x");
+        assert_eq!(field_path_at(text, text.find("ttl").unwrap()), "interface[1].ttl");
+        assert_eq!(field_path_at(text, 0), "a");
+    }
+
+    #[test]
+    fn routable_groups() {
+        assert!(is_routable_group(Ipv4Addr::new(239, 1, 1, 1)));
+        assert!(is_routable_group(Ipv4Addr::new(224, 0, 1, 1)));
+        assert!(!is_routable_group(Ipv4Addr::new(224, 0, 0, 5)));
+        assert!(!is_routable_group(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+}

@@ -1,0 +1,312 @@
+//! Configuration loading: the example config parses, and each kind of mistake gives its own
+//! message naming the file, line:column and field.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use controlplane::config::{
+    Config, ConfigError, CopyMode, Diagnostic, ErrorKind, RoutingMode, XdpMode,
+};
+
+const FILE: &str = "/etc/fanout/test.toml";
+
+const IFACES: &str = r#"[[interface]]
+name = "veth0"
+[[interface]]
+name = "veth1"
+ttl_threshold = 8
+[[interface]]
+name = "veth2"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new(FILE))
+}
+
+/// The single diagnostic of a bad config.
+fn only_error(text: &str) -> Diagnostic {
+    let err = parse(text).expect_err("config should be rejected");
+    let diags = err.diagnostics();
+    assert_eq!(diags.len(), 1, "expected exactly one problem, got:\n{err}");
+    diags[0].clone()
+}
+
+/// Line number (1-based) of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
+}
+
+fn route(body: &str) -> String {
+    format!("{IFACES}[[static_route]]\n{body}")
+}
+
+#[test]
+fn example_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/fanout.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.interface_names().collect::<Vec<_>>(), ["veth0", "veth1", "veth2"]);
+    assert_eq!(c.static_routes.len(), 2);
+    assert_eq!(c.static_routes[0].source, Some(Ipv4Addr::new(10, 1, 0, 2)));
+    assert_eq!(c.static_routes[1].source, None);
+    assert_eq!(c.interface("veth2").unwrap().ttl_threshold, 16);
+    assert_eq!(c.daemon.metrics_listen, Some("127.0.0.1:9477".parse().unwrap()));
+    assert_eq!(c.dvmrp.prune_lifetime, Duration::from_secs(7200));
+    assert_eq!((c.dataplane.copy_mode, c.dataplane.xdp_mode), (CopyMode::Auto, XdpMode::Auto));
+}
+
+#[test]
+fn defaults_from_a_minimal_file() {
+    let c = parse("[[interface]]\nname = \"eth0\"\n").unwrap();
+    assert_eq!(c.daemon.control_socket, Path::new("/run/fanout/fanoutd.sock"));
+    assert_eq!(c.daemon.metrics_listen, None);
+    assert_eq!(c.igmp.query_interval, Duration::from_secs(125));
+    assert_eq!(c.igmp.startup_query_interval, Duration::from_millis(31_250));
+    assert_eq!(c.igmp.last_member_query_count, 2);
+    assert_eq!(c.overlay.port, 7410);
+    assert_eq!(c.dataplane.frame_count, 4096);
+    assert_eq!(c.interfaces[0].ttl_threshold, 1);
+    assert!(!c.interfaces[0].igmp);
+}
+
+#[test]
+fn unknown_interface_in_route() {
+    let text = route("group = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\", \"eth9\"]\n");
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::UnknownInterface("eth9".into()));
+    assert_eq!(d.field, "static_route[0].oifs[1]");
+    assert_eq!(d.line, line_of(&text, "eth9"));
+    assert_eq!(d.col, "oifs = [\"veth1\", ".len() + 1);
+    assert_eq!(
+        d.to_string(),
+        format!("{FILE}:{}:{}: static_route[0].oifs[1]: unknown interface \"eth9\" (not in any [[interface]])", d.line, d.col)
+    );
+
+    let text = route("group = \"239.1.1.1\"\niif = \"nope\"\noifs = [\"veth1\"]\n");
+    let d = only_error(&text);
+    assert_eq!((d.field.as_str(), d.line), ("static_route[0].iif", line_of(&text, "nope")));
+    assert_eq!(d.kind, ErrorKind::UnknownInterface("nope".into()));
+}
+
+#[test]
+fn group_not_multicast() {
+    for (group, addr) in
+        [("10.0.0.1", Ipv4Addr::new(10, 0, 0, 1)), ("224.0.0.5", Ipv4Addr::new(224, 0, 0, 5))]
+    {
+        let text = route(&format!("group = \"{group}\"\niif = \"veth0\"\noifs = [\"veth1\"]\n"));
+        let d = only_error(&text);
+        assert_eq!(d.kind, ErrorKind::NotMulticast(addr));
+        assert_eq!(
+            (d.field.as_str(), d.line),
+            ("static_route[0].group", line_of(&text, "group ="))
+        );
+        assert!(d.to_string().contains("is not a routable multicast group"), "{d}");
+    }
+}
+
+#[test]
+fn source_multicast() {
+    let text = route(
+        "source = \"239.9.9.9\"\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n",
+    );
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::SourceMulticast(Ipv4Addr::new(239, 9, 9, 9)));
+    assert_eq!((d.field.as_str(), d.line), ("static_route[0].source", line_of(&text, "source")));
+}
+
+#[test]
+fn bad_address_text() {
+    let text = route(
+        "source = \"10.0.0.300\"\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n",
+    );
+    let d = only_error(&text);
+    assert!(matches!(&d.kind, ErrorKind::BadAddress { value, .. } if value == "10.0.0.300"), "{d}");
+    assert_eq!(d.field, "static_route[0].source");
+}
+
+#[test]
+fn duplicate_interface() {
+    let text = format!("{IFACES}[[interface]]\nname = \"veth1\"\n");
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::DuplicateInterface { name: "veth1".into(), first_line: 4 });
+    assert_eq!((d.field.as_str(), d.line), ("interface[3].name", 9));
+    assert!(d.to_string().contains("(first defined on line 4)"), "{d}");
+}
+
+#[test]
+fn bad_interface_name() {
+    let d = only_error("[[interface]]\nname = \"a-very-long-ifname0\"\n");
+    assert_eq!(d.kind, ErrorKind::BadInterfaceName("a-very-long-ifname0".into()));
+    assert_eq!((d.line, d.col), (2, 8));
+}
+
+#[test]
+fn oif_is_iif() {
+    let text = route("group = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth0\", \"veth1\"]\n");
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::OifIsIif("veth0".into()));
+    assert_eq!(d.field, "static_route[0].oifs[0]");
+}
+
+#[test]
+fn duplicate_oif() {
+    let text = route("group = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\", \"veth1\"]\n");
+    assert_eq!(only_error(&text).kind, ErrorKind::DuplicateOif("veth1".into()));
+}
+
+#[test]
+fn empty_oifs() {
+    let text = route("group = \"239.1.1.1\"\niif = \"veth0\"\noifs = []\n");
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::EmptyOifs);
+    assert_eq!((d.field.as_str(), d.line), ("static_route[0].oifs", line_of(&text, "oifs")));
+}
+
+#[test]
+fn duplicate_route() {
+    let one = "[[static_route]]\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n";
+    let text = format!("{IFACES}{one}{one}");
+    let d = only_error(&text);
+    // Both positions are the `group =` lines of the two routes.
+    assert!(matches!(d.kind, ErrorKind::DuplicateRoute { first_line: 9, .. }), "{d}");
+    assert_eq!((d.field.as_str(), d.line), ("static_route[1]", 13));
+}
+
+#[test]
+fn bad_durations() {
+    for (value, reason) in [
+        ("10", "missing unit"),
+        ("10 parsecs", "unknown unit"),
+        ("0s", "greater than zero"),
+        ("", "empty"),
+    ] {
+        let text = format!("[igmp]\nquery_interval = \"{value}\"\n");
+        let d = only_error(&text);
+        assert_eq!((d.field.as_str(), d.line, d.col), ("igmp.query_interval", 2, 18));
+        assert!(matches!(&d.kind, ErrorKind::BadDuration { value: v, .. } if v == value), "{d}");
+        assert!(d.to_string().contains(reason), "{d}");
+    }
+    let d = only_error("[dvmrp]\nprune_lifetime = \"2 hours\"\n");
+    assert_eq!(d.field, "dvmrp.prune_lifetime");
+    // A duration that is valid alone but breaks an RFC relation.
+    let d = only_error("[igmp]\nquery_interval = \"5s\"\nquery_response_interval = \"10s\"\n");
+    assert_eq!((d.field.as_str(), d.line), ("igmp.query_response_interval", 3));
+    assert!(d.to_string().contains("RFC 3376"), "{d}");
+}
+
+#[test]
+fn bad_key_hex() {
+    let d = only_error("[overlay]\nkeys = [{ id = 1, secret = \"xyz0\" }]\n");
+    assert_eq!((d.field.as_str(), d.line), ("overlay.keys[0].secret", 2));
+    assert!(matches!(&d.kind, ErrorKind::BadKey(m) if m.contains("not a hex digit")), "{d}");
+    let d = only_error("[overlay]\nkeys = [{ id = 1, secret = \"abc\" }]\n");
+    assert!(d.to_string().contains("odd number of hex digits"), "{d}");
+    let d = only_error("[overlay]\nkeys = [{ id = 1, secret = \"abcd\" }]\n");
+    assert!(d.to_string().contains("16 to 64 bytes"), "{d}");
+    let key = "00".repeat(16);
+    let d = only_error(&format!(
+        "[overlay]\nkeys = [{{ id = 1, secret = \"{key}\" }}, {{ id = 1, secret = \"{key}\" }}]\n"
+    ));
+    assert_eq!(d.kind, ErrorKind::DuplicateKeyId(1));
+    let ok = parse(&format!(
+        "[overlay]\nkeys = [{{ id = 1, secret = \"{key}\" }}, {{ id = 2, secret = \"{key}\" }}]\n"
+    ));
+    assert_eq!(ok.unwrap().overlay.keys.len(), 2);
+}
+
+#[test]
+fn unknown_field_and_type_errors_carry_position() {
+    let text = format!("{IFACES}[[interface]]\nname = \"veth3\"\nttl_treshold = 4\n");
+    let d = only_error(&text);
+    assert!(
+        matches!(&d.kind, ErrorKind::Syntax(m) if m.contains("unknown field `ttl_treshold`")),
+        "{d}"
+    );
+    assert_eq!(
+        (d.line, d.field.as_str()),
+        (line_of(&text, "ttl_treshold"), "interface[3].ttl_treshold")
+    );
+
+    let d = only_error("[dataplane]\nbatch = \"lots\"\n");
+    assert_eq!((d.line, d.field.as_str()), (2, "dataplane.batch"));
+
+    let d = only_error("[deamon]\nlog_level = \"info\"\n");
+    assert!(matches!(&d.kind, ErrorKind::Syntax(m) if m.contains("unknown field `deamon`")), "{d}");
+    assert_eq!(d.line, 1);
+
+    let d = only_error("[[interface]]\nname = \"veth0\"\nttl_threshold = 300\n");
+    assert_eq!((d.line, d.field.as_str()), (3, "interface[0].ttl_threshold"));
+
+    let d = only_error("[[static_route]]\ngroup = \"239.1.1.1\"\noifs = [\"veth1\"]\n");
+    assert!(matches!(&d.kind, ErrorKind::Syntax(m) if m.contains("missing field `iif`")), "{d}");
+
+    let d = only_error("[daemon\n");
+    assert_eq!(d.line, 1);
+}
+
+#[test]
+fn enumerations_and_ranges() {
+    let d = only_error("[dataplane]\ncopy_mode = \"fast\"\n");
+    assert!(d.to_string().contains("expected one of: auto, copy, zerocopy"), "{d}");
+    let d = only_error("[dataplane]\nxdp_mode = \"hw\"\n");
+    assert_eq!(d.field, "dataplane.xdp_mode");
+    let d = only_error("[daemon]\nlog_level = \"loud\"\n");
+    assert_eq!(d.field, "daemon.log_level");
+    let d = only_error("[daemon]\nmetrics_listen = \"localhost\"\n");
+    assert_eq!(d.field, "daemon.metrics_listen");
+    let d = only_error("[dataplane]\nframe_count = 1000\n");
+    assert!(d.to_string().contains("power of two"), "{d}");
+    let d = only_error("[limits]\npunt_rate = 0\n");
+    assert_eq!(d.field, "limits.punt_rate");
+    let d = only_error("[routing]\nmode = \"linkstate\"\n");
+    assert_eq!(d.kind, ErrorKind::UnsupportedMode("linkstate".into()));
+    let d = only_error("[routing]\nmode = \"pim\"\n");
+    assert!(matches!(d.kind, ErrorKind::UnknownValue { .. }), "{d}");
+    let text = route(
+        "group = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n[limits]\nmax_routes = 0\n",
+    );
+    assert_eq!(only_error(&text).field, "limits.max_routes");
+    let two = "[[static_route]]\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n\
+               [[static_route]]\ngroup = \"239.1.1.2\"\niif = \"veth0\"\noifs = [\"veth1\"]\n";
+    let d = only_error(&format!("{IFACES}{two}[limits]\nmax_routes = 1\n"));
+    assert_eq!(d.kind, ErrorKind::TooManyRoutes { count: 2, max: 1 });
+}
+
+#[test]
+fn all_problems_reported_at_once() {
+    let text = route("source = \"239.0.0.1\"\ngroup = \"10.0.0.1\"\niif = \"x\"\noifs = []\n");
+    let err = parse(&text).unwrap_err();
+    let fields: Vec<&str> = err.diagnostics().iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "static_route[0].source",
+            "static_route[0].group",
+            "static_route[0].iif",
+            "static_route[0].oifs"
+        ]
+    );
+    // Display: one line per problem, each starting with the location.
+    let shown = err.to_string();
+    assert_eq!(shown.lines().count(), 4);
+    assert!(shown.lines().all(|l| l.starts_with(FILE)), "{shown}");
+}
+
+#[test]
+fn unreadable_file() {
+    let err = Config::load(Path::new("/nonexistent/fanout.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert!(err.to_string().starts_with("/nonexistent/fanout.toml: cannot read"), "{err}");
+}
+
+#[test]
+fn dvmrp_mode_takes_no_static_routes() {
+    let c = parse(&format!("[routing]\nmode = \"dvmrp\"\n{IFACES}")).unwrap();
+    assert_eq!(c.routing, RoutingMode::Dvmrp);
+    let text = format!(
+        "[routing]\nmode = \"dvmrp\"\n{IFACES}[[static_route]]\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n"
+    );
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::StaticRouteInProtocolMode("dvmrp"));
+    assert_eq!((d.line, d.field.as_str()), (line_of(&text, "[[static_route]]"), "static_route[0]"));
+}
