@@ -31,6 +31,8 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "/run/fanout/fanoutd.sock";
 pub const DEFAULT_OVERLAY_PORT: u16 = 7410;
 /// Overlay keys the data plane holds at once (current and next, for rotation).
 pub const MAX_OVERLAY_KEYS: usize = 2;
+/// Link-state cost of an `[[interface]]` without `cost`.
+pub const DEFAULT_LINK_COST: u32 = 10;
 /// Linux interface names are at most IFNAMSIZ - 1 bytes.
 const MAX_IFNAME_LEN: usize = 15;
 
@@ -46,6 +48,7 @@ pub struct Config {
     pub static_routes: Vec<StaticRoute>,
     pub igmp: IgmpSettings,
     pub dvmrp: DvmrpSettings,
+    pub linkstate: LinkStateSettings,
     pub overlay: OverlaySettings,
     pub limits: Limits,
 }
@@ -113,6 +116,8 @@ pub struct InterfaceConfig {
     pub ttl_threshold: u8,
     /// Run IGMP (querier and membership) on this interface.
     pub igmp: bool,
+    /// Link-state cost of sending over this interface (routing mode `linkstate`), at least 1.
+    pub cost: u32,
 }
 
 /// The routing protocol that fills the MFIB.
@@ -122,6 +127,8 @@ pub enum RoutingMode {
     Static,
     /// DVMRP flood-and-prune on every interface (IGMP membership from `igmp = true` ones).
     Dvmrp,
+    /// MOSPF-like link state on every interface (docs/linkstate.md).
+    LinkState,
 }
 
 impl RoutingMode {
@@ -129,6 +136,7 @@ impl RoutingMode {
         match self {
             RoutingMode::Static => "static",
             RoutingMode::Dvmrp => "dvmrp",
+            RoutingMode::LinkState => "linkstate",
         }
     }
 }
@@ -190,6 +198,41 @@ impl Default for DvmrpSettings {
             prune_lifetime: Duration::from_secs(7200),
             graft_retransmit: Duration::from_secs(5),
         }
+    }
+}
+
+/// The `[linkstate]` section (docs/linkstate.md). The timers start from the `preset`
+/// (`default` or `fast`, as [`crate::linkstate::LinkStateConfig`]) and keys set override it;
+/// `dead_interval` is always longer than `hello_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStateSettings {
+    /// `None`: the lowest address of the data-plane interfaces.
+    pub router_id: Option<Ipv4Addr>,
+    pub hello_interval: Duration,
+    pub dead_interval: Duration,
+    pub retransmit_interval: Duration,
+    pub min_ls_interval: Duration,
+    pub min_ls_arrival: Duration,
+    pub auth: Option<crate::linkstate::AuthKey>,
+}
+
+impl LinkStateSettings {
+    fn from_core(c: &crate::linkstate::LinkStateConfig) -> Self {
+        Self {
+            router_id: None,
+            hello_interval: c.hello_interval,
+            dead_interval: c.dead_interval,
+            retransmit_interval: c.retransmit_interval,
+            min_ls_interval: c.min_ls_interval,
+            min_ls_arrival: c.min_ls_arrival,
+            auth: None,
+        }
+    }
+}
+
+impl Default for LinkStateSettings {
+    fn default() -> Self {
+        Self::from_core(&crate::linkstate::LinkStateConfig::default())
     }
 }
 
@@ -415,6 +458,8 @@ struct RawConfig {
     #[serde(default)]
     dvmrp: RawDvmrp,
     #[serde(default)]
+    linkstate: RawLinkState,
+    #[serde(default)]
     overlay: RawOverlay,
     #[serde(default)]
     limits: RawLimits,
@@ -445,6 +490,7 @@ struct RawInterface {
     name: S<String>,
     ttl_threshold: Option<u8>,
     igmp: Option<bool>,
+    cost: Option<S<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,6 +529,20 @@ struct RawDvmrp {
     route_expiration: Option<S<String>>,
     prune_lifetime: Option<S<String>>,
     graft_retransmit: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinkState {
+    router_id: Option<S<String>>,
+    preset: Option<S<String>>,
+    hello_interval: Option<S<String>>,
+    dead_interval: Option<S<String>>,
+    retransmit_interval: Option<S<String>>,
+    min_ls_interval: Option<S<String>>,
+    min_ls_arrival: Option<S<String>>,
+    key_id: Option<S<u8>>,
+    secret: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -558,6 +618,7 @@ impl Validator<'_> {
         }
         let igmp = self.igmp(raw.igmp);
         let dvmrp = self.dvmrp(raw.dvmrp);
+        let linkstate = self.linkstate(raw.linkstate);
         let overlay = self.overlay(raw.overlay);
         let limits = self.limits(raw.limits, static_routes.len());
         Config {
@@ -568,6 +629,7 @@ impl Validator<'_> {
             static_routes,
             igmp,
             dvmrp,
+            linkstate,
             overlay,
             limits,
         }
@@ -716,10 +778,24 @@ impl Validator<'_> {
                 continue;
             }
             seen.insert(name.clone(), self.line_of(&span));
+            let cost = match r.cost {
+                // Cost 0 would make a link free and shortest-path ties unresolvable by cost.
+                Some(c) if *c.get_ref() == 0 => {
+                    self.error(
+                        &c.span(),
+                        format!("interface[{i}].cost"),
+                        ErrorKind::OutOfRange { value: "0".into(), reason: "must be at least 1" },
+                    );
+                    DEFAULT_LINK_COST
+                }
+                Some(c) => *c.get_ref(),
+                None => DEFAULT_LINK_COST,
+            };
             out.push(InterfaceConfig {
                 name,
                 ttl_threshold: r.ttl_threshold.unwrap_or(1),
                 igmp: r.igmp.unwrap_or(false),
+                cost,
             });
         }
         out
@@ -730,7 +806,8 @@ impl Validator<'_> {
         match mode.get_ref().as_str() {
             "static" => {}
             "dvmrp" => return RoutingMode::Dvmrp,
-            m @ ("linkstate" | "overlay") => {
+            "linkstate" => return RoutingMode::LinkState,
+            m @ "overlay" => {
                 self.error(&mode.span(), "routing.mode", ErrorKind::UnsupportedMode(m.to_owned()));
             }
             other => {
@@ -949,6 +1026,111 @@ impl Validator<'_> {
                 "dvmrp.graft_retransmit",
                 d.graft_retransmit,
             ),
+        }
+    }
+
+    fn linkstate(&mut self, raw: RawLinkState) -> LinkStateSettings {
+        let base = match raw.preset.as_ref().map(|p| p.get_ref().as_str()) {
+            None | Some("default") => crate::linkstate::LinkStateConfig::default(),
+            Some("fast") => crate::linkstate::LinkStateConfig::fast(),
+            Some(other) => {
+                let kind = ErrorKind::UnknownValue {
+                    what: "linkstate preset",
+                    value: other.to_owned(),
+                    expected: "default, fast",
+                };
+                self.error(
+                    &raw.preset.as_ref().map_or(0..0, Spanned::span),
+                    "linkstate.preset",
+                    kind,
+                );
+                crate::linkstate::LinkStateConfig::default()
+            }
+        };
+        let d = LinkStateSettings::from_core(&base);
+        let router_id = raw.router_id.as_ref().and_then(|r| {
+            let addr = self.ipv4(r, "linkstate.router_id")?;
+            if addr.is_unspecified() {
+                let kind = ErrorKind::BadAddress {
+                    value: r.get_ref().clone(),
+                    reason: "router id 0.0.0.0 is reserved".into(),
+                };
+                self.error(&r.span(), "linkstate.router_id", kind);
+                return None;
+            }
+            Some(addr)
+        });
+        let hello_interval =
+            self.duration(raw.hello_interval, "linkstate.hello_interval", d.hello_interval);
+        let dead_span = raw.dead_interval.as_ref().map(Spanned::span);
+        let dead_interval =
+            self.duration(raw.dead_interval, "linkstate.dead_interval", d.dead_interval);
+        // A neighbour is declared dead only after missing hellos; a dead interval not above the
+        // hello interval would drop every adjacency between two hellos.
+        if dead_interval <= hello_interval {
+            self.error(
+                &dead_span.unwrap_or(0..0),
+                "linkstate.dead_interval",
+                ErrorKind::OutOfRange {
+                    value: format!("{dead_interval:?}"),
+                    reason: "must be longer than linkstate.hello_interval",
+                },
+            );
+        }
+        let auth = match (raw.key_id, raw.secret) {
+            (None, None) => None,
+            (Some(id), Some(secret)) => {
+                if secret.get_ref().is_empty() {
+                    self.error(
+                        &secret.span(),
+                        "linkstate.secret",
+                        ErrorKind::BadKey("the secret is empty".into()),
+                    );
+                    None
+                } else {
+                    Some(crate::linkstate::AuthKey {
+                        key_id: *id.get_ref(),
+                        secret: secret.into_inner(),
+                    })
+                }
+            }
+            (Some(id), None) => {
+                self.error(
+                    &id.span(),
+                    "linkstate.key_id",
+                    ErrorKind::BadKey("key_id is set but secret is missing".into()),
+                );
+                None
+            }
+            (None, Some(secret)) => {
+                self.error(
+                    &secret.span(),
+                    "linkstate.secret",
+                    ErrorKind::BadKey("secret is set but key_id is missing".into()),
+                );
+                None
+            }
+        };
+        LinkStateSettings {
+            router_id,
+            hello_interval,
+            dead_interval,
+            retransmit_interval: self.duration(
+                raw.retransmit_interval,
+                "linkstate.retransmit_interval",
+                d.retransmit_interval,
+            ),
+            min_ls_interval: self.duration(
+                raw.min_ls_interval,
+                "linkstate.min_ls_interval",
+                d.min_ls_interval,
+            ),
+            min_ls_arrival: self.duration(
+                raw.min_ls_arrival,
+                "linkstate.min_ls_arrival",
+                d.min_ls_arrival,
+            ),
+            auth,
         }
     }
 

@@ -36,6 +36,12 @@ pub enum Request {
     Clear {
         what: ClearWhat,
     },
+    /// The link-state shortest-path tree of (source, group) as this router computes it now
+    /// (`fanoutctl show spt S G`); answered with [`crate::linkstate::SptSnapshot`].
+    ShowSpt {
+        source: Ipv4Addr,
+        group: Ipv4Addr,
+    },
     /// Re-read the configuration file (as SIGHUP does) and report what changed.
     Reload,
 }
@@ -56,6 +62,8 @@ pub enum ShowWhat {
     Routes,
     /// The link-state database.
     Lsdb,
+    /// The link-state shortest-path tree of an (S,G): `show spt <S> <G>`.
+    Spt,
     /// Overlay routes and overlay neighbours.
     Overlay,
     /// Per-interface counters by drop reason, XDP program and control-plane counters.
@@ -71,6 +79,7 @@ impl ShowWhat {
             ShowWhat::Neighbors => "neighbors",
             ShowWhat::Routes => "routes",
             ShowWhat::Lsdb => "lsdb",
+            ShowWhat::Spt => "spt",
             ShowWhat::Overlay => "overlay",
             ShowWhat::Counters => "counters",
         }

@@ -258,8 +258,8 @@ fn enumerations_and_ranges() {
     assert!(d.to_string().contains("power of two"), "{d}");
     let d = only_error("[limits]\npunt_rate = 0\n");
     assert_eq!(d.field, "limits.punt_rate");
-    let d = only_error("[routing]\nmode = \"linkstate\"\n");
-    assert_eq!(d.kind, ErrorKind::UnsupportedMode("linkstate".into()));
+    let d = only_error("[routing]\nmode = \"overlay\"\n");
+    assert_eq!(d.kind, ErrorKind::UnsupportedMode("overlay".into()));
     let d = only_error("[routing]\nmode = \"pim\"\n");
     assert!(matches!(d.kind, ErrorKind::UnknownValue { .. }), "{d}");
     let text = route(
@@ -309,4 +309,59 @@ fn dvmrp_mode_takes_no_static_routes() {
     let d = only_error(&text);
     assert_eq!(d.kind, ErrorKind::StaticRouteInProtocolMode("dvmrp"));
     assert_eq!((d.line, d.field.as_str()), (line_of(&text, "[[static_route]]"), "static_route[0]"));
+}
+
+#[test]
+fn linkstate_mode_settings() {
+    let c = parse(&format!("[routing]\nmode = \"linkstate\"\n{IFACES}")).unwrap();
+    assert_eq!(c.routing, RoutingMode::LinkState);
+    assert_eq!(c.linkstate.router_id, None);
+    assert_eq!(c.linkstate.hello_interval, Duration::from_secs(10));
+    assert_eq!(c.linkstate.dead_interval, Duration::from_secs(40));
+    assert!(c.linkstate.auth.is_none());
+    assert!(c.interfaces.iter().all(|i| i.cost == 10), "default cost 10");
+
+    let text = "[routing]\nmode = \"linkstate\"\n[linkstate]\nrouter_id = \"1.2.3.4\"\n\
+                preset = \"fast\"\nretransmit_interval = \"1s\"\nkey_id = 3\nsecret = \"s3cret\"\n\
+                [[interface]]\nname = \"veth0\"\ncost = 25\n";
+    let c = parse(text).unwrap();
+    assert_eq!(c.linkstate.router_id, Some(Ipv4Addr::new(1, 2, 3, 4)));
+    // The preset's timers, with the one set key overriding it.
+    assert_eq!(c.linkstate.hello_interval, Duration::from_millis(100));
+    assert_eq!(c.linkstate.dead_interval, Duration::from_millis(400));
+    assert_eq!(c.linkstate.min_ls_arrival, Duration::from_millis(50));
+    assert_eq!(c.linkstate.retransmit_interval, Duration::from_secs(1));
+    let auth = c.linkstate.auth.as_ref().unwrap();
+    assert_eq!((auth.key_id, auth.secret.as_str()), (3, "s3cret"));
+    assert_eq!(c.interface("veth0").unwrap().cost, 25);
+    // Static routes belong to mode static only.
+    let text = format!(
+        "[routing]\nmode = \"linkstate\"\n{IFACES}[[static_route]]\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = [\"veth1\"]\n"
+    );
+    assert_eq!(only_error(&text).kind, ErrorKind::StaticRouteInProtocolMode("linkstate"));
+}
+
+#[test]
+fn linkstate_mistakes_are_located() {
+    let text = "[linkstate]\nhello_interval = \"5s\"\ndead_interval = \"5s\"\n";
+    let d = only_error(text);
+    assert_eq!((d.field.as_str(), d.line), ("linkstate.dead_interval", 3));
+    assert!(d.to_string().contains("longer than linkstate.hello_interval"), "{d}");
+    let d = only_error("[linkstate]\npreset = \"turbo\"\n");
+    assert_eq!(d.field, "linkstate.preset");
+    assert!(d.to_string().contains("expected one of: default, fast"), "{d}");
+    let d = only_error("[linkstate]\nrouter_id = \"1.2.3\"\n");
+    assert_eq!((d.field.as_str(), d.line), ("linkstate.router_id", 2));
+    let d = only_error("[linkstate]\nrouter_id = \"0.0.0.0\"\n");
+    assert!(d.to_string().contains("reserved"), "{d}");
+    let d = only_error("[linkstate]\nkey_id = 1\n");
+    assert_eq!(d.field, "linkstate.key_id");
+    assert!(d.to_string().contains("secret is missing"), "{d}");
+    let d = only_error("[linkstate]\nkey_id = 1\nsecret = \"\"\n");
+    assert_eq!((d.field.as_str(), d.line), ("linkstate.secret", 3));
+    let d = only_error("[linkstate]\nmin_ls_interval = \"soon\"\n");
+    assert_eq!(d.field, "linkstate.min_ls_interval");
+    let text = "[[interface]]\nname = \"veth0\"\ncost = 0\n";
+    let d = only_error(text);
+    assert_eq!((d.field.as_str(), d.line, d.col), ("interface[0].cost", 3, 8));
 }

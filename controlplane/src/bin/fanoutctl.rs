@@ -4,6 +4,7 @@
 //! stable and documented in docs/fanoutctl.md.
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,6 +44,12 @@ enum Command {
     Show {
         #[arg(value_enum)]
         what: ShowWhat,
+        /// `show spt` only: the source S of the (S,G).
+        #[arg(value_name = "S")]
+        source: Option<Ipv4Addr>,
+        /// `show spt` only: the group G of the (S,G).
+        #[arg(value_name = "G")]
+        group: Option<Ipv4Addr>,
         /// Print the JSON data instead of a table.
         #[arg(short, long)]
         json: bool,
@@ -64,7 +71,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (request, json) = match cli.command {
-        Command::Show { what, json } => (Request::Show { what }, json),
+        Command::Show { what: ShowWhat::Spt, source, group, json } => {
+            let (Some(source), Some(group)) = (source, group) else {
+                eprintln!("fanoutctl: show spt needs a source and a group: show spt <S> <G>");
+                return ExitCode::from(2);
+            };
+            (Request::ShowSpt { source, group }, json)
+        }
+        Command::Show { what, source: None, group: None, json } => (Request::Show { what }, json),
+        Command::Show { what, .. } => {
+            eprintln!("fanoutctl: show {} takes no addresses", what.as_str());
+            return ExitCode::from(2);
+        }
         Command::Clear { what, json } => (Request::Clear { what }, json),
         Command::Reload { json } => (Request::Reload, json),
     };
@@ -112,12 +130,17 @@ fn run(
         }
         Request::Show { what: ShowWhat::Overlay } => overlay(&response.into_data()?),
         Request::Show { what: ShowWhat::Igmp } => igmp(&response.into_data()?),
-        Request::Show { what: ShowWhat::Neighbors } => dvmrp_neighbors(&response.into_data()?),
-        Request::Show { what: ShowWhat::Lsdb } => {
-            // The daemon answers this with an error until a link-state mode exists; if it ever
-            // returns data, show it rather than hide it.
+        Request::Show { what: ShowWhat::Neighbors } => {
             let data: serde_json::Value = response.into_data()?;
-            format!("{data:#}\n")
+            if data.get("mode").and_then(serde_json::Value::as_str) == Some("linkstate") {
+                ls_neighbors(&data)
+            } else {
+                dvmrp_neighbors(&decode(data)?)
+            }
+        }
+        Request::Show { what: ShowWhat::Lsdb } => lsdb(&response.into_data()?),
+        Request::Show { what: ShowWhat::Spt } | Request::ShowSpt { .. } => {
+            spt(&response.into_data()?)
         }
         Request::Clear { .. } => {
             let d: ClearData = response.into_data()?;
@@ -467,5 +490,110 @@ fn dvmrp_routes(d: &DvmrpData) -> String {
     }
     let mut out = "Routing mode: dvmrp\n\n".to_owned();
     out.push_str(&if t.is_empty() { "no routes\n".to_owned() } else { t.render() });
+    out
+}
+
+fn jstr(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A router id (a u32 in the JSON) as a dotted quad.
+fn rid(v: &serde_json::Value) -> String {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .map_or_else(|| jstr(v), |n| Ipv4Addr::from(n).to_string())
+}
+
+fn items(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
+    v.get(key).and_then(serde_json::Value::as_array).cloned().unwrap_or_default()
+}
+
+fn ls_neighbor_table(neighbors: &[serde_json::Value]) -> String {
+    let mut t = Table::new(&[
+        ("RouterID", Align::Left),
+        ("Address", Align::Left),
+        ("Ifindex", Align::Right),
+        ("State", Align::Left),
+        ("RetxQueue", Align::Right),
+    ]);
+    for n in neighbors {
+        t.row([
+            rid(&n["router_id"]),
+            jstr(&n["addr"]),
+            jstr(&n["ifindex"]),
+            jstr(&n["state"]),
+            jstr(&n["retransmit_pending"]),
+        ]);
+    }
+    if t.is_empty() {
+        "no neighbors\n".to_owned()
+    } else {
+        t.render()
+    }
+}
+
+fn ls_neighbors(d: &serde_json::Value) -> String {
+    let mut out = format!("link-state router id {}\n\n", jstr(&d["router_id"]));
+    out.push_str(&ls_neighbor_table(&items(d, "neighbors")));
+    out
+}
+
+fn lsdb(d: &serde_json::Value) -> String {
+    let mut out = format!("link-state router id {}\n\nNeighbors:\n", jstr(&d["router_id"]));
+    out.push_str(&ls_neighbor_table(&items(d, "neighbors")));
+    let mut t = Table::new(&[
+        ("Type", Align::Left),
+        ("ID", Align::Left),
+        ("AdvRouter", Align::Left),
+        ("Seq", Align::Right),
+        ("Age", Align::Right),
+        ("Checksum", Align::Right),
+        ("Contents", Align::Left),
+    ]);
+    for l in items(d, "lsas") {
+        let mut contents: Vec<String> = items(&l, "links")
+            .iter()
+            .map(|x| format!("{} if{} cost {}", jstr(&x[0]), jstr(&x[1]), jstr(&x[2])))
+            .collect();
+        contents.extend(items(&l, "networks").iter().map(jstr));
+        contents.extend(items(&l, "interfaces").iter().map(|i| format!("if{}", jstr(i))));
+        t.row([
+            jstr(&l["kind"]),
+            jstr(&l["id"]),
+            jstr(&l["adv_router"]),
+            format!("0x{:08x}", l["seq"].as_u64().unwrap_or(0)),
+            jstr(&l["age"]),
+            format!("0x{:04x}", l["checksum"].as_u64().unwrap_or(0)),
+            if contents.is_empty() { "-".into() } else { contents.join(", ") },
+        ]);
+    }
+    out.push_str("\nLSAs:\n");
+    out.push_str(&if t.is_empty() { "empty database\n".to_owned() } else { t.render() });
+    out
+}
+
+fn spt(d: &serde_json::Value) -> String {
+    let mut out = format!(
+        "({}, {}) rooted at {}\nmembers: {}\n",
+        jstr(&d["source"]),
+        jstr(&d["group"]),
+        if d["root"].is_null() {
+            "- (no router advertises the source)".into()
+        } else {
+            rid(&d["root"])
+        },
+        items(d, "members").iter().map(rid).collect::<Vec<_>>().join(", "),
+    );
+    let mut t = Table::new(&[("Router", Align::Left), ("Parent", Align::Left)]);
+    for r in items(d, "on_tree") {
+        t.row([rid(&r[0]), if r[1].is_null() { "(root)".into() } else { rid(&r[1]) }]);
+    }
+    out.push_str(&if t.is_empty() { "tree: empty\n".to_owned() } else { t.render() });
+    let _ = writeln!(out, "local: {}", d["local"]);
+    let _ = writeln!(out, "installed: {}", d["installed"]);
     out
 }

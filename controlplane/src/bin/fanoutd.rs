@@ -155,6 +155,13 @@ fn run(cli: &Cli, config: Config) -> Result<()> {
         }
         Ok((servers, Some(sockets)))
     });
+    // Routing mode linkstate: its own protocol-253 sockets, kept open as long as the servers.
+    let servers = servers.and_then(|(servers, igmp)| {
+        let prefixes = interface_prefixes();
+        let now = std::time::Instant::now();
+        let linkstate = daemon.start_linkstate(&tx, |n| prefixes.get(n).copied(), now)?;
+        Ok((servers, igmp, linkstate))
+    });
     let result = match servers {
         Ok(servers) => {
             info!("fanoutd running");

@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod dvmrp;
 pub mod igmp;
+pub mod linkstate;
 pub mod privileges;
 pub mod routes;
 pub mod tasks;
@@ -62,6 +63,9 @@ pub enum Input {
     Punt(Punt),
     /// A DVMRP message received on `ifindex` from `src`.
     Dvmrp { ifindex: IfIndex, src: Ipv4Addr, msg: wire::dvmrp::DvmrpRepr },
+    /// A link-state datagram (IPv4 protocol 253; `bytes` is the IP payload) received on
+    /// `ifindex` from `src`.
+    LinkState { ifindex: IfIndex, src: Ipv4Addr, bytes: Vec<u8> },
     /// An IGMP message received on `interface`.
     Igmp { interface: String, src: Ipv4Addr, dst: Ipv4Addr, msg: wire::igmp::IgmpRepr },
     /// A protocol timer is due.
@@ -97,6 +101,10 @@ pub enum StartError {
     Unresolved(#[from] UnresolvedInterface),
     #[error("installing static routes: {0}")]
     Apply(#[from] ApplyError),
+    #[error("no router id: set [linkstate] router_id or give an interface an IPv4 address")]
+    NoRouterId,
+    #[error("{0}")]
+    LinkStateSocket(#[from] linkstate::LinkStateSocketError),
 }
 
 /// Called with the new log level when a reload changes it (the binary swaps its filter).
@@ -117,6 +125,7 @@ pub struct Daemon<B> {
     log_level_hook: Option<LogLevelHook>,
     igmp: Option<igmp::IgmpRuntime>,
     dvmrp: Option<dvmrp::DvmrpRuntime>,
+    linkstate: Option<linkstate::LinkStateRuntime>,
 }
 
 impl<B> std::fmt::Debug for Daemon<B> {
@@ -160,6 +169,7 @@ impl<B: Backend> Daemon<B> {
             log_level_hook: None,
             igmp: None,
             dvmrp: None,
+            linkstate: None,
         })
     }
 
@@ -215,6 +225,78 @@ impl<B: Backend> Daemon<B> {
         self.apply_updates(&updates);
     }
 
+    /// Starts the link-state protocol on every interface (routing mode `linkstate`);
+    /// `prefix_len` gives each interface's subnet length (the attached network advertised),
+    /// `auth_sequence_start` comes from [`linkstate::auth_sequence_start`].
+    pub fn enable_linkstate(
+        &mut self,
+        tx: Box<dyn linkstate::LinkStateTx>,
+        prefix_len: impl Fn(&str) -> Option<u8>,
+        auth_sequence_start: u64,
+        now: Instant,
+    ) -> Result<(), StartError> {
+        let ports = self.backend.ports();
+        let router_id = match self.config.linkstate.router_id {
+            Some(id) => u32::from(id),
+            None => linkstate::default_router_id(ports.iter().map(|p| p.ipv4))
+                .ok_or(StartError::NoRouterId)?,
+        };
+        let interfaces = ports
+            .iter()
+            .map(|p| crate::linkstate::LsInterface {
+                ifindex: p.ifindex,
+                addr: p.ipv4,
+                // Without a known prefix the interface's own address is the attached network.
+                prefix_len: prefix_len(&p.name).unwrap_or(32),
+                cost: self
+                    .config
+                    .interface(&p.name)
+                    .map_or(crate::config::DEFAULT_LINK_COST, |i| i.cost),
+            })
+            .collect();
+        let config = linkstate::core_config(&self.config.linkstate, auth_sequence_start);
+        let (rt, updates) = linkstate::LinkStateRuntime::start(
+            config,
+            router_id,
+            interfaces,
+            tx,
+            self.started_at,
+            now,
+        );
+        self.linkstate = Some(rt);
+        self.apply_updates(&updates);
+        Ok(())
+    }
+
+    /// In routing mode `linkstate`: opens the protocol-253 sockets (their readers send
+    /// [`Input::LinkState`] to `inputs`) and starts the protocol with the authentication
+    /// sequence seeded from the wall clock. Returns the sockets (dropping them stops the
+    /// readers), or `None` in other modes.
+    pub fn start_linkstate(
+        &mut self,
+        inputs: &Sender<Input>,
+        prefix_len: impl Fn(&str) -> Option<u8>,
+        now: Instant,
+    ) -> Result<Option<linkstate::LinkStateSockets>, StartError> {
+        let interfaces = self.linkstate_interfaces();
+        if interfaces.is_empty() {
+            return Ok(None);
+        }
+        let sockets = linkstate::LinkStateSockets::open(&interfaces, inputs)?;
+        let seq = linkstate::auth_sequence_start(std::time::SystemTime::now());
+        self.enable_linkstate(Box::new(sockets.sender()), prefix_len, seq, now)?;
+        Ok(Some(sockets))
+    }
+
+    /// The interfaces that need a link-state socket (all of them in routing mode
+    /// `linkstate`, none otherwise): (name, ifindex, address).
+    pub fn linkstate_interfaces(&self) -> Vec<(String, u32, Ipv4Addr)> {
+        if self.config.routing != crate::config::RoutingMode::LinkState {
+            return Vec::new();
+        }
+        self.backend.ports().into_iter().map(|p| (p.name, p.ifindex.0, p.ipv4)).collect()
+    }
+
     /// Applies protocol-produced MFIB updates; a refused batch is logged and counted.
     fn apply_updates(&mut self, updates: &[dataplane_api::MfibUpdate]) {
         if updates.is_empty() {
@@ -241,11 +323,18 @@ impl<B: Backend> Daemon<B> {
         interface: &str,
         changes: &[(Ipv4Addr, crate::igmp::MembershipChange)],
     ) {
-        let Some(rt) = &mut self.dvmrp else { return };
+        if self.dvmrp.is_none() && self.linkstate.is_none() {
+            return;
+        }
         let Some(ifindex) = ifindex_of(&self.backend.ports(), interface) else { return };
         let mut updates = Vec::new();
         for (group, change) in changes {
-            updates.extend(rt.membership(now, ifindex, *group, change));
+            if let Some(rt) = &mut self.dvmrp {
+                updates.extend(rt.membership(now, ifindex, *group, change));
+            }
+            if let Some(rt) = &mut self.linkstate {
+                updates.extend(rt.membership(now, ifindex, *group, change));
+            }
         }
         self.apply_updates(&updates);
     }
@@ -272,7 +361,8 @@ impl<B: Backend> Daemon<B> {
     pub fn next_deadline(&self) -> Option<Instant> {
         let igmp = self.igmp.as_ref().and_then(igmp::IgmpRuntime::next_deadline);
         let dvmrp = self.dvmrp.as_ref().and_then(dvmrp::DvmrpRuntime::next_deadline);
-        igmp.into_iter().chain(dvmrp).min()
+        let ls = self.linkstate.as_ref().and_then(linkstate::LinkStateRuntime::next_deadline);
+        igmp.into_iter().chain(dvmrp).chain(ls).min()
     }
 
     pub fn set_log_level_hook(&mut self, hook: LogLevelHook) {
@@ -316,6 +406,19 @@ impl<B: Backend> Daemon<B> {
                 let updates = self.dvmrp.as_mut().map(|rt| rt.punt(now, p)).unwrap_or_default();
                 self.apply_updates(&updates);
             }
+            Input::Punt(p) if self.linkstate.is_some() => {
+                self.control.punts_received += 1;
+                let updates = self.linkstate.as_mut().map(|rt| rt.punt(now, p)).unwrap_or_default();
+                self.apply_updates(&updates);
+            }
+            Input::LinkState { ifindex, src, bytes } => {
+                if let Some(rt) = &mut self.linkstate {
+                    let updates = rt.received(now, ifindex, src, bytes);
+                    self.apply_updates(&updates);
+                } else {
+                    debug!(ifindex = ifindex.0, %src, "link-state message while link state is off");
+                }
+            }
             Input::Dvmrp { ifindex, src, msg } => {
                 if let Some(rt) = &mut self.dvmrp {
                     let updates =
@@ -357,6 +460,19 @@ impl<B: Backend> Daemon<B> {
                         .unwrap_or_default();
                     self.apply_updates(&updates);
                 }
+                if self.linkstate.is_some() {
+                    let routes = self.backend.routes();
+                    let updates = self
+                        .linkstate
+                        .as_mut()
+                        .map(|rt| {
+                            let mut u = rt.activity(now, &routes);
+                            u.extend(rt.tick(now));
+                            u
+                        })
+                        .unwrap_or_default();
+                    self.apply_updates(&updates);
+                }
             }
             Input::Stop => {
                 info!("stop requested");
@@ -370,6 +486,13 @@ impl<B: Backend> Daemon<B> {
                     .map(|rt| rt.event(now, crate::dvmrp::Event::Stop))
                     .unwrap_or_default();
                 self.apply_updates(&updates);
+                // Link state's stop flushes our LSAs (MaxAge) and removes its MFIB routes.
+                let updates = self
+                    .linkstate
+                    .as_mut()
+                    .map(|rt| rt.event(now, crate::linkstate::Event::Stop))
+                    .unwrap_or_default();
+                self.apply_updates(&updates);
                 return Flow::Stop;
             }
         }
@@ -379,6 +502,13 @@ impl<B: Backend> Daemon<B> {
     fn request(&mut self, now: Instant, request: &Request) -> Response {
         match request {
             Request::Show { what } => self.show(now, *what),
+            Request::ShowSpt { source, group } => match &self.linkstate {
+                Some(rt) => Response::ok(&rt.spt(now, *source, *group)),
+                None => Response::error(format!(
+                    "show spt: no link-state protocol runs in routing mode \"{}\"",
+                    self.config.routing.as_str()
+                )),
+            },
             Request::Clear { what: ClearWhat::Counters } => {
                 self.baseline = self.backend.counters();
                 self.route_baseline = self
@@ -453,6 +583,13 @@ impl<B: Backend> Daemon<B> {
         if old.limits.max_groups_per_interface != new.limits.max_groups_per_interface {
             restart.push("limits.max_groups_per_interface");
         }
+        if old.linkstate != new.linkstate {
+            restart.push("[linkstate]");
+        }
+        if self.linkstate.is_some() && old.interfaces != new.interfaces {
+            // Link state compiled the costs into its interfaces at start.
+            restart.push("an interface's cost (routing mode linkstate)");
+        }
         if self.dvmrp.is_some() && old.interfaces != new.interfaces {
             // DVMRP compiled the thresholds into its interfaces at start.
             restart.push("an interface's ttl_threshold (routing mode dvmrp)");
@@ -514,6 +651,15 @@ impl<B: Backend> Daemon<B> {
                     "show igmp: IGMP runs on no interface (set igmp = true in an [[interface]])",
                 ),
             },
+            ShowWhat::Neighbors if self.linkstate.is_some() => {
+                Response::ok(&self.linkstate.as_ref().map(linkstate::LinkStateRuntime::neighbors))
+            }
+            ShowWhat::Lsdb if self.linkstate.is_some() => {
+                Response::ok(&self.linkstate.as_ref().map(|rt| rt.lsdb(now)))
+            }
+            ShowWhat::Spt => Response::error(
+                "show spt needs a source and a group: send {\"cmd\":\"show_spt\",\"source\":S,\"group\":G}",
+            ),
             ShowWhat::Neighbors | ShowWhat::Lsdb => Response::error(format!(
                 "show {}: no {} runs in routing mode \"{}\"",
                 what.as_str(),
@@ -688,7 +834,11 @@ impl<B: Backend> Daemon<B> {
             mroute: &mroute,
             neighbors: &[(
                 self.config.routing.as_str(),
-                self.dvmrp.as_ref().map_or(0, |rt| rt.neighbor_count(now)),
+                self.dvmrp.as_ref().map_or(0, |rt| rt.neighbor_count(now))
+                    + self
+                        .linkstate
+                        .as_ref()
+                        .map_or(0, linkstate::LinkStateRuntime::neighbor_count),
             )],
             igmp_groups: &igmp_groups,
             uptime: now.saturating_duration_since(self.started_at),
