@@ -160,6 +160,32 @@ enum Cmd {
     },
     /// List the built-in topologies (with their diagrams).
     Topologies,
+    /// Discrete-event simulation with the real control-plane cores (no namespaces): compares
+    /// dvmrp, linkstate and overlay on large topologies (docs/simulate.md).
+    Simulate {
+        /// Testbed name or .toml (its own sender/receivers), a .json node/link file,
+        /// gen:transit-stub:N or gen:geometric:N.
+        #[arg(long, default_value = "gen:transit-stub:1000")]
+        topology: String,
+        /// Group members (ignored for testbed topologies, which name their receivers).
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_delimiter = ',', default_value = "dvmrp,linkstate,overlay")]
+        modes: Vec<testbed::simulate::Mode>,
+        /// Simulated control-plane time before the first data packet, in seconds.
+        #[arg(long, default_value_t = 40)]
+        warmup: u64,
+        #[arg(long, default_value_t = 5)]
+        packets: usize,
+        #[arg(long, default_value_t = 200_000_000)]
+        max_events: u64,
+        #[arg(long, default_value_t = 3)]
+        overlay_degree: usize,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -393,6 +419,43 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             )?;
             print!("{}", experiment::bench_table(&b));
             println!("results: {}", results.join(&b.run_id).display());
+        }
+        Cmd::Simulate {
+            topology,
+            members,
+            seed,
+            modes,
+            warmup,
+            packets,
+            max_events,
+            overlay_degree,
+            results,
+        } => {
+            use rand::SeedableRng;
+            use testbed::simulate::{self, Scenario, SimOptions};
+            let (topo, endpoints) = simulate::load_topology(&topology, seed)?;
+            let scn = if let Some((source, members)) = endpoints {
+                Scenario::new(topo, source, members)?
+            } else {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                Scenario::random(topo, members, &mut rng)?
+            };
+            let opts = SimOptions {
+                warmup_ms: warmup.saturating_mul(1000),
+                packets,
+                max_events,
+                overlay_degree,
+                ..SimOptions::default()
+            };
+            let report = simulate::run_modes(&scn, &modes, &opts, Some(seed))?;
+            print!("{}", simulate::table(&report));
+            let run_id = format!(
+                "sim-{}-{}m-seed{seed}",
+                report.topology.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+                report.members
+            );
+            let p = simulate::write_json(&report, &results.join(run_id))?;
+            println!("results: {}", p.display());
         }
         Cmd::Demo { count, rate } => {
             need_root()?;

@@ -1,0 +1,139 @@
+use super::topo::{SimLink, SimNode, SimTopology};
+use super::*;
+
+fn graph(n: usize, links: &[(usize, usize, u32)]) -> SimTopology {
+    let nodes = (0..n).map(|i| SimNode { id: i as u64, x: i as f64, y: 0.0 }).collect();
+    let links = links.iter().map(|&(a, b, cost)| SimLink { a, b, cost }).collect();
+    SimTopology::new("test", nodes, links).unwrap()
+}
+
+fn quick() -> SimOptions {
+    SimOptions {
+        warmup_ms: 15_000,
+        packets: 3,
+        interval_ms: 1_000,
+        max_events: 5_000_000,
+        ..SimOptions::default()
+    }
+}
+
+/// Square 0-1-2-3-0 with a cheap path 0-1-2 (cost 1+1) and an expensive one 0-3-2 (5+5);
+/// source at 0, members at 2 and 3. Hand-computed: the SPT uses links 0-1, 1-2 and 0-3, one
+/// copy each; member 2 has path cost 2 (unicast 2), member 3 cost 5 (unicast 5): stretch 1.
+#[test]
+fn square_linkstate_hand_computed() {
+    let t = graph(4, &[(0, 1, 1), (1, 2, 1), (2, 3, 5), (3, 0, 5)]);
+    let scn = Scenario::new(t, 0, vec![2, 3]).unwrap();
+    let r = simulate(&scn, Mode::Linkstate, &quick()).unwrap();
+    assert_eq!(r.link_copies, vec![1, 1, 0, 1]);
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9);
+    assert!((r.stretch_mean - 1.0).abs() < 1e-9 && (r.stretch_max - 1.0).abs() < 1e-9);
+    assert_eq!(r.stress_max, 1);
+    // On-tree routers 0, 1, 2, 3 all forward (3 only to its member).
+    assert_eq!(r.state_per_router, vec![1, 1, 1, 1]);
+}
+
+/// Same square with DVMRP (all costs <= 31, so metric = cost): after pruning, the last packet
+/// follows the same tree, and the real core did the signalling.
+#[test]
+fn square_dvmrp_matches_spt() {
+    let t = graph(4, &[(0, 1, 1), (1, 2, 1), (2, 3, 5), (3, 0, 5)]);
+    let scn = Scenario::new(t, 0, vec![2, 3]).unwrap();
+    let r = simulate(&scn, Mode::Dvmrp, &quick()).unwrap();
+    assert_eq!(r.link_copies, vec![1, 1, 0, 1], "{r:?}");
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9);
+    assert!((r.stretch_max - 1.0).abs() < 1e-9);
+    assert_eq!(r.duplicates, 0);
+    assert!(r.control_msgs.unwrap() > 0 && r.control_bytes.unwrap() > r.control_msgs.unwrap());
+}
+
+/// A line 0-1-2-3 with members at 1 and 3: overlay mesh 0-1, 1-3 (MST) plus nearest links.
+/// With degree 0 the mesh is the MST: 0->1 (cost 1), 1->3 (cost 2) - no stretch, but link 0-1
+/// carries one copy and link 1-2 one copy... and member 1's host link carries 2 (in + out).
+#[test]
+fn line_overlay_hand_computed() {
+    let t = graph(4, &[(0, 1, 1), (1, 2, 1), (2, 3, 1)]);
+    let scn = Scenario::new(t, 0, vec![1, 3]).unwrap();
+    let opts = SimOptions { overlay_degree: 0, ..quick() };
+    let r = simulate(&scn, Mode::Overlay, &opts).unwrap();
+    assert_eq!(r.link_copies, vec![1, 1, 1]);
+    assert_eq!(r.stub_copies, vec![1, 2, 1]);
+    assert!((r.stretch_max - 1.0).abs() < 1e-9);
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9);
+}
+
+/// Star: source at the hub 0, members at leaves 1, 2, 3 with a chord 1-2 (cost 1). Overlay
+/// with degree 3 (full mesh): member 2 is reached via 0 -> 2 directly (cost 3) rather than
+/// 0 -> 1 -> 2 (cost 3 + 1... ) and the hub link 0-1 carries two copies when 3 is reached via 1.
+#[test]
+fn overlay_stress_above_one_on_shared_links() {
+    // 0 -- 4 (cost 1) is the only way out of the source; members behind 4.
+    let t = graph(5, &[(0, 4, 1), (4, 1, 1), (4, 2, 1), (4, 3, 1)]);
+    let scn = Scenario::new(t, 0, vec![1, 2, 3]).unwrap();
+    let opts = SimOptions { overlay_degree: 3, ..quick() };
+    let r = simulate(&scn, Mode::Overlay, &opts).unwrap();
+    // Unicast from the source to each member is 2; member-member is 2 as well, so the SPF tree
+    // from the source is a star (direct hops win) and link 0-4 carries three copies.
+    assert_eq!(r.link_copies[0], 3);
+    assert_eq!(r.stress_max, 3);
+    assert!((r.stretch_max - 1.0).abs() < 1e-9);
+    let ls = simulate(&scn, Mode::Linkstate, &opts).unwrap();
+    assert_eq!(ls.link_copies, vec![1, 1, 1, 1]);
+}
+
+#[test]
+fn json_loader_costs_from_distance_and_errors() {
+    let t = SimTopology::from_json(
+        r#"{"nodes":[{"id":7,"x":0,"y":0},{"id":9,"x":3,"y":4}],"links":[{"a":7,"b":9}]}"#,
+        "t.json",
+    )
+    .unwrap();
+    assert_eq!(t.links[0].cost, 5);
+    let e = SimTopology::from_json(
+        r#"{"nodes":[{"id":1,"x":0,"y":0}],"links":[{"a":1,"b":2}]}"#,
+        "x.json",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown node id 2"), "{e}");
+    let e = SimTopology::from_json(
+        r#"{"nodes":[{"id":1,"x":0,"y":0},{"id":1,"x":1,"y":0}],"links":[]}"#,
+        "x.json",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("twice"), "{e}");
+}
+
+#[test]
+fn generators_are_connected_and_sized() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let ts = topo::transit_stub(topo::TransitStubParams::for_size(1000), &mut rng).unwrap();
+    assert!(ts.is_connected());
+    assert!((800..=1300).contains(&ts.len()), "{}", ts.len());
+    let g = topo::geometric(300, 3, &mut rng).unwrap();
+    assert!(g.is_connected());
+    assert_eq!(g.len(), 300);
+}
+
+/// A 100-router transit-stub network, 20 members: the DVMRP cores converge and the last packet
+/// reaches every member exactly once.
+#[test]
+fn dvmrp_100_routers_delivers_to_every_member() {
+    let (t, _) = load_topology("gen:transit-stub:100", 7).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let scn = Scenario::random(t, 20, &mut rng).unwrap();
+    let opts = SimOptions { warmup_ms: 40_000, ..quick() };
+    let r = simulate(&scn, Mode::Dvmrp, &opts).unwrap();
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9, "{r:?}");
+    assert_eq!(r.duplicates, 0);
+    assert_eq!(r.stress_max, 1, "IP multicast sends one copy per link");
+    assert!(r.stretch_mean >= 1.0 - 1e-9);
+}
+
+#[test]
+fn event_limit_is_an_error() {
+    let t = graph(3, &[(0, 1, 1), (1, 2, 1)]);
+    let scn = Scenario::new(t, 0, vec![2]).unwrap();
+    let opts = SimOptions { max_events: 10, ..quick() };
+    let e = simulate(&scn, Mode::Dvmrp, &opts).unwrap_err();
+    assert!(matches!(e, SimError::EventLimit { events: 10, .. }), "{e}");
+}
