@@ -8,7 +8,11 @@
 //! - interface names are unique, non-empty and at most 15 bytes (IFNAMSIZ - 1);
 //! - every static route names configured interfaces, its group is a routable multicast group
 //!   (224/4 outside 224.0.0.0/24), its source (if any) is unicast, its oifs are non-empty,
-//!   distinct and never its iif; (source, group) pairs are unique;
+//!   distinct and never its iif (oifs may be empty only with overlay next hops); (source, group)
+//!   pairs are unique;
+//! - every overlay next hop (of a static route or a `[[static_overlay_route]]`) is unicast,
+//!   listed once per route and has a `[[neighbor]]` entry, the only source of its MAC; neighbour
+//!   addresses and overlay (origin, group) pairs are unique; `send_key` names a configured key;
 //! - durations are positive, overlay keys are valid hex with unique ids, limits are non-zero.
 //!
 //! Every problem found is reported, not only the first, as a [`Diagnostic`] naming the file,
@@ -46,6 +50,10 @@ pub struct Config {
     pub interfaces: Vec<InterfaceConfig>,
     pub routing: RoutingMode,
     pub static_routes: Vec<StaticRoute>,
+    /// `[[static_overlay_route]]`: the overlay forwarding table, configured by hand.
+    pub static_overlay_routes: Vec<StaticOverlayRoute>,
+    /// `[[neighbor]]`: link-layer addresses of overlay next hops.
+    pub neighbors: Vec<StaticNeighbor>,
     pub igmp: IgmpSettings,
     pub dvmrp: DvmrpSettings,
     pub linkstate: LinkStateSettings,
@@ -147,7 +155,31 @@ pub struct StaticRoute {
     pub source: Option<Ipv4Addr>,
     pub group: Ipv4Addr,
     pub iif: String,
+    /// May be empty when `overlay_next_hops` is not.
     pub oifs: Vec<String>,
+    /// Overlay neighbours that get an encapsulated copy (each needs a `[[neighbor]]`).
+    pub overlay_next_hops: Vec<Ipv4Addr>,
+}
+
+/// A configured overlay route: packets of `origin`'s stream to `group`, arriving encapsulated
+/// from `from` (any authenticated neighbour when `None`), are delivered natively on `deliver`
+/// and re-encapsulated to `next_hops`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticOverlayRoute {
+    pub origin: Ipv4Addr,
+    pub group: Ipv4Addr,
+    pub from: Option<Ipv4Addr>,
+    pub deliver: Vec<String>,
+    pub next_hops: Vec<Ipv4Addr>,
+}
+
+/// A static neighbour entry: the MAC an overlay next hop is reached at, on which interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticNeighbor {
+    pub addr: Ipv4Addr,
+    /// A configured interface; resolved to an ifindex against the data plane's ports.
+    pub interface: String,
+    pub mac: [u8; 6],
 }
 
 /// IGMP timers and counts, RFC 3376 §8 defaults.
@@ -242,11 +274,19 @@ pub struct OverlaySettings {
     pub origin: Option<Ipv4Addr>,
     pub hop_count: u8,
     pub keys: Vec<OverlayKey>,
+    /// The key id packets are signed with; `None` = the first key. Always one of `keys`.
+    pub send_key: Option<u8>,
 }
 
 impl Default for OverlaySettings {
     fn default() -> Self {
-        Self { port: DEFAULT_OVERLAY_PORT, origin: None, hop_count: 16, keys: Vec::new() }
+        Self {
+            port: DEFAULT_OVERLAY_PORT,
+            origin: None,
+            hop_count: 16,
+            keys: Vec::new(),
+            send_key: None,
+        }
     }
 }
 
@@ -323,6 +363,13 @@ impl Config {
 
     pub fn interface(&self, name: &str) -> Option<&InterfaceConfig> {
         self.interfaces.iter().find(|i| i.name == name)
+    }
+
+    /// Whether any route sends or receives overlay traffic, i.e. whether the data plane must
+    /// take the overlay UDP port from the kernel.
+    pub fn uses_overlay(&self) -> bool {
+        !self.static_overlay_routes.is_empty()
+            || self.static_routes.iter().any(|r| !r.overlay_next_hops.is_empty())
     }
 }
 
@@ -410,8 +457,24 @@ pub enum ErrorKind {
     OifIsIif(String),
     #[error("interface \"{0}\" is listed twice in oifs")]
     DuplicateOif(String),
-    #[error("oifs is empty: a route needs at least one outgoing interface")]
+    #[error("oifs is empty: a route needs at least one outgoing interface or overlay next hop")]
     EmptyOifs,
+    #[error("{what} \"{value}\" is listed twice")]
+    Duplicate { what: &'static str, value: String },
+    #[error("overlay next hop {0} has no [[neighbor]] entry giving its MAC address")]
+    NoNeighbor(Ipv4Addr),
+    #[error("duplicate [[neighbor]] {addr} (first on line {first_line})")]
+    DuplicateNeighbor { addr: Ipv4Addr, first_line: usize },
+    #[error("duplicate overlay route for ({origin}, {group}) (first on line {first_line})")]
+    DuplicateOverlayRoute { origin: Ipv4Addr, group: Ipv4Addr, first_line: usize },
+    #[error("an overlay route needs at least one deliver interface or next hop")]
+    EmptyOverlayRoute,
+    #[error(
+        "bad MAC address \"{0}\" (want six hex pairs separated by ':', e.g. \"02:00:00:00:00:01\")"
+    )]
+    BadMac(String),
+    #[error("send_key {0} is not the id of any overlay key")]
+    UnknownSendKey(u8),
     #[error("duplicate route for ({src}, {group}) (first on line {first_line})")]
     DuplicateRoute { src: String, group: Ipv4Addr, first_line: usize },
     #[error("bad duration \"{value}\": {reason} (examples: \"125s\", \"1m30s\", \"500ms\")")]
@@ -453,6 +516,10 @@ struct RawConfig {
     routing: RawRouting,
     #[serde(default)]
     static_route: Vec<RawStaticRoute>,
+    #[serde(default)]
+    static_overlay_route: Vec<RawOverlayRoute>,
+    #[serde(default)]
+    neighbor: Vec<RawNeighbor>,
     #[serde(default)]
     igmp: RawIgmp,
     #[serde(default)]
@@ -506,6 +573,28 @@ struct RawStaticRoute {
     group: S<String>,
     iif: S<String>,
     oifs: S<Vec<S<String>>>,
+    #[serde(default)]
+    overlay_next_hops: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverlayRoute {
+    origin: S<String>,
+    group: S<String>,
+    from: Option<S<String>>,
+    #[serde(default)]
+    deliver: Vec<S<String>>,
+    #[serde(default)]
+    next_hops: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbor {
+    addr: S<String>,
+    interface: S<String>,
+    mac: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -553,6 +642,7 @@ struct RawOverlay {
     hop_count: Option<S<u8>>,
     #[serde(default)]
     keys: Vec<RawKey>,
+    send_key: Option<S<u8>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,7 +696,10 @@ impl Validator<'_> {
         let dataplane = self.dataplane(raw.dataplane);
         let interfaces = self.interfaces(raw.interface);
         let routing = self.routing(raw.routing);
-        let static_routes = self.static_routes(raw.static_route, &interfaces);
+        let neighbors = self.neighbors(raw.neighbor, &interfaces);
+        let static_routes = self.static_routes(raw.static_route, &interfaces, &neighbors);
+        let static_overlay_routes =
+            self.overlay_routes(raw.static_overlay_route, &interfaces, &neighbors);
         if routing != RoutingMode::Static {
             if let Some(span) = self.first_static_route_span() {
                 self.error(
@@ -627,6 +720,8 @@ impl Validator<'_> {
             interfaces,
             routing,
             static_routes,
+            static_overlay_routes,
+            neighbors,
             igmp,
             dvmrp,
             linkstate,
@@ -826,6 +921,7 @@ impl Validator<'_> {
         &mut self,
         raw: Vec<RawStaticRoute>,
         ifaces: &[InterfaceConfig],
+        neighbors: &[StaticNeighbor],
     ) -> Vec<StaticRoute> {
         let known = |n: &str| ifaces.iter().any(|i| i.name == n);
         let mut seen: BTreeMap<(Option<Ipv4Addr>, Ipv4Addr), usize> = BTreeMap::new();
@@ -866,7 +962,12 @@ impl Validator<'_> {
                     ErrorKind::UnknownInterface(iif.clone()),
                 );
             }
-            if r.oifs.get_ref().is_empty() {
+            let overlay_next_hops = self.next_hops(
+                &r.overlay_next_hops,
+                &format!("static_route[{i}].overlay_next_hops"),
+                neighbors,
+            );
+            if r.oifs.get_ref().is_empty() && r.overlay_next_hops.is_empty() {
                 self.error(&r.oifs.span(), format!("static_route[{i}].oifs"), ErrorKind::EmptyOifs);
             }
             let mut oifs: Vec<String> = Vec::new();
@@ -898,7 +999,156 @@ impl Validator<'_> {
                 continue;
             }
             seen.insert((source, group), self.line_of(&span));
-            out.push(StaticRoute { source, group, iif, oifs });
+            out.push(StaticRoute { source, group, iif, oifs, overlay_next_hops });
+        }
+        out
+    }
+
+    /// A unicast host address (next hop, neighbour, origin).
+    fn unicast(&mut self, s: &S<String>, field: &str) -> Option<Ipv4Addr> {
+        let addr = self.ipv4(s, field)?;
+        if addr.is_multicast() || addr.is_unspecified() || addr.is_broadcast() {
+            let kind = ErrorKind::BadAddress {
+                value: s.get_ref().clone(),
+                reason: "must be a unicast host address".into(),
+            };
+            self.error(&s.span(), field, kind);
+            return None;
+        }
+        Some(addr)
+    }
+
+    /// Overlay next hops: unicast, distinct, each with a `[[neighbor]]` (the only source of
+    /// their MAC addresses; without one every copy would be dropped at run time).
+    fn next_hops(
+        &mut self,
+        raw: &[S<String>],
+        field: &str,
+        neighbors: &[StaticNeighbor],
+    ) -> Vec<Ipv4Addr> {
+        let mut out = Vec::new();
+        for (j, h) in raw.iter().enumerate() {
+            let field = format!("{field}[{j}]");
+            let Some(addr) = self.unicast(h, &field) else { continue };
+            if out.contains(&addr) {
+                let kind = ErrorKind::Duplicate { what: "next hop", value: addr.to_string() };
+                self.error(&h.span(), field, kind);
+            } else if !neighbors.iter().any(|n| n.addr == addr) {
+                self.error(&h.span(), field, ErrorKind::NoNeighbor(addr));
+            } else {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    fn neighbors(
+        &mut self,
+        raw: Vec<RawNeighbor>,
+        ifaces: &[InterfaceConfig],
+    ) -> Vec<StaticNeighbor> {
+        let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, n) in raw.into_iter().enumerate() {
+            let before = self.diags.len();
+            let addr = self.unicast(&n.addr, &format!("neighbor[{i}].addr"));
+            let interface = n.interface.get_ref().clone();
+            if !ifaces.iter().any(|c| c.name == interface) {
+                self.error(
+                    &n.interface.span(),
+                    format!("neighbor[{i}].interface"),
+                    ErrorKind::UnknownInterface(interface.clone()),
+                );
+            }
+            let mac = parse_mac(n.mac.get_ref());
+            if mac.is_none() {
+                self.error(
+                    &n.mac.span(),
+                    format!("neighbor[{i}].mac"),
+                    ErrorKind::BadMac(n.mac.get_ref().clone()),
+                );
+            }
+            let (Some(addr), Some(mac)) = (addr, mac) else { continue };
+            if self.diags.len() != before {
+                continue;
+            }
+            if let Some(&first_line) = seen.get(&addr) {
+                self.error(
+                    &n.addr.span(),
+                    format!("neighbor[{i}].addr"),
+                    ErrorKind::DuplicateNeighbor { addr, first_line },
+                );
+                continue;
+            }
+            seen.insert(addr, self.line_of(&n.addr.span()));
+            out.push(StaticNeighbor { addr, interface, mac });
+        }
+        out
+    }
+
+    fn overlay_routes(
+        &mut self,
+        raw: Vec<RawOverlayRoute>,
+        ifaces: &[InterfaceConfig],
+        neighbors: &[StaticNeighbor],
+    ) -> Vec<StaticOverlayRoute> {
+        let mut seen: BTreeMap<(Ipv4Addr, Ipv4Addr), usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, r) in raw.into_iter().enumerate() {
+            let before = self.diags.len();
+            let origin = self.unicast(&r.origin, &format!("static_overlay_route[{i}].origin"));
+            let gfield = format!("static_overlay_route[{i}].group");
+            let group = self.ipv4(&r.group, &gfield).and_then(|g| {
+                if is_routable_group(g) {
+                    Some(g)
+                } else {
+                    self.error(&r.group.span(), gfield, ErrorKind::NotMulticast(g));
+                    None
+                }
+            });
+            let from = r
+                .from
+                .as_ref()
+                .and_then(|f| self.unicast(f, &format!("static_overlay_route[{i}].from")));
+            let mut deliver: Vec<String> = Vec::new();
+            for (j, d) in r.deliver.iter().enumerate() {
+                let field = format!("static_overlay_route[{i}].deliver[{j}]");
+                let name = d.get_ref();
+                if !ifaces.iter().any(|c| c.name == *name) {
+                    self.error(&d.span(), field, ErrorKind::UnknownInterface(name.clone()));
+                } else if deliver.contains(name) {
+                    let kind = ErrorKind::Duplicate { what: "interface", value: name.clone() };
+                    self.error(&d.span(), field, kind);
+                } else {
+                    deliver.push(name.clone());
+                }
+            }
+            let next_hops = self.next_hops(
+                &r.next_hops,
+                &format!("static_overlay_route[{i}].next_hops"),
+                neighbors,
+            );
+            if r.deliver.is_empty() && r.next_hops.is_empty() {
+                self.error(
+                    &r.group.span(),
+                    format!("static_overlay_route[{i}]"),
+                    ErrorKind::EmptyOverlayRoute,
+                );
+            }
+            let (Some(origin), Some(group)) = (origin, group) else { continue };
+            if self.diags.len() != before {
+                continue;
+            }
+            if let Some(&first_line) = seen.get(&(origin, group)) {
+                self.error(
+                    &r.group.span(),
+                    format!("static_overlay_route[{i}]"),
+                    ErrorKind::DuplicateOverlayRoute { origin, group, first_line },
+                );
+                continue;
+            }
+            seen.insert((origin, group), self.line_of(&r.group.span()));
+            out.push(StaticOverlayRoute { origin, group, from, deliver, next_hops });
         }
         out
     }
@@ -1196,7 +1446,16 @@ impl Validator<'_> {
                 ),
             }
         }
-        OverlaySettings { port, origin, hop_count, keys }
+        let send_key = raw.send_key.and_then(|k| {
+            let id = *k.get_ref();
+            if keys.iter().any(|e| e.id == id) {
+                Some(id)
+            } else {
+                self.error(&k.span(), "overlay.send_key", ErrorKind::UnknownSendKey(id));
+                None
+            }
+        });
+        OverlaySettings { port, origin, hop_count, keys, send_key }
     }
 
     fn limits(&mut self, raw: RawLimits, static_routes: usize) -> Limits {
@@ -1320,6 +1579,18 @@ pub fn parse_key_hex(text: &str) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(out)
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (either case).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = text.split(':');
+    for b in &mut out {
+        let p = parts.next()?.as_bytes();
+        let [hi, lo] = p else { return None };
+        *b = hex_val(*hi)? << 4 | hex_val(*lo)?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 fn hex_val(c: u8) -> Option<u8> {

@@ -365,3 +365,89 @@ fn linkstate_mistakes_are_located() {
     let d = only_error(text);
     assert_eq!((d.field.as_str(), d.line, d.col), ("interface[0].cost", 3, 8));
 }
+
+const OVERLAY_KEY: &str = "00112233445566778899aabbccddeeff";
+
+#[test]
+fn static_overlay_routes_and_neighbors_parse() {
+    let text = format!(
+        "{IFACES}[overlay]\nport = 7411\norigin = \"10.0.0.1\"\nsend_key = 2\n\
+         keys = [{{ id = 1, secret = \"{OVERLAY_KEY}\" }}, {{ id = 2, secret = \"{OVERLAY_KEY}\" }}]\n\
+         [[neighbor]]\naddr = \"10.0.1.2\"\ninterface = \"veth1\"\nmac = \"02:AA:bb:00:00:01\"\n\
+         [[static_route]]\ngroup = \"239.1.1.1\"\niif = \"veth0\"\noifs = []\n\
+         overlay_next_hops = [\"10.0.1.2\"]\n\
+         [[static_overlay_route]]\norigin = \"10.0.9.1\"\ngroup = \"239.1.1.1\"\n\
+         from = \"10.0.1.2\"\ndeliver = [\"veth2\"]\nnext_hops = [\"10.0.1.2\"]\n"
+    );
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((c.overlay.port, c.overlay.send_key), (7411, Some(2)));
+    assert_eq!(c.neighbors.len(), 1);
+    assert_eq!(c.neighbors[0].mac, [0x02, 0xaa, 0xbb, 0, 0, 1]);
+    assert_eq!(c.neighbors[0].interface, "veth1");
+    assert_eq!(c.static_routes[0].overlay_next_hops, [Ipv4Addr::new(10, 0, 1, 2)]);
+    assert!(c.static_routes[0].oifs.is_empty());
+    let r = &c.static_overlay_routes[0];
+    assert_eq!(r.origin, Ipv4Addr::new(10, 0, 9, 1));
+    assert_eq!(r.from, Some(Ipv4Addr::new(10, 0, 1, 2)));
+    assert_eq!(r.deliver, ["veth2"]);
+    assert!(c.uses_overlay());
+    assert!(!parse(IFACES).unwrap().uses_overlay());
+}
+
+#[test]
+fn overlay_mistakes_are_located() {
+    let nb =
+        "[[neighbor]]\naddr = \"10.0.1.2\"\ninterface = \"veth1\"\nmac = \"02:00:00:00:00:01\"\n";
+    // A next hop without a neighbour entry.
+    let text = route(
+        "group = \"239.1.1.1\"\niif = \"veth0\"\noifs = []\noverlay_next_hops = [\"10.0.1.3\"]\n",
+    );
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::NoNeighbor(Ipv4Addr::new(10, 0, 1, 3)));
+    assert_eq!(
+        (d.field.as_str(), d.line),
+        ("static_route[0].overlay_next_hops[0]", line_of(&text, "overlay_next_hops"))
+    );
+    // Both oifs and next hops empty.
+    let d = only_error(&route("group = \"239.1.1.1\"\niif = \"veth0\"\noifs = []\n"));
+    assert_eq!(d.kind, ErrorKind::EmptyOifs);
+    // Bad MAC, unknown interface of a neighbour.
+    let text = format!("{IFACES}[[neighbor]]\naddr = \"10.0.1.2\"\ninterface = \"veth1\"\nmac = \"02:00:00:00:00\"\n");
+    let d = only_error(&text);
+    assert_eq!((d.field.as_str(), d.line), ("neighbor[0].mac", line_of(&text, "mac =")));
+    assert!(matches!(d.kind, ErrorKind::BadMac(_)));
+    let d = only_error(&format!("{IFACES}{}", nb.replace("veth1", "eth9")));
+    assert_eq!(d.kind, ErrorKind::UnknownInterface("eth9".into()));
+    let d = only_error(&format!("{IFACES}{nb}{nb}"));
+    assert!(
+        matches!(d.kind, ErrorKind::DuplicateNeighbor { first_line, .. } if first_line == line_of(IFACES, "veth2") + 2)
+    );
+    // Overlay routes: multicast origin, empty, duplicate, duplicate next hop.
+    let ovr = |body: &str| format!("{IFACES}{nb}[[static_overlay_route]]\n{body}");
+    let text = ovr("origin = \"239.0.0.1\"\ngroup = \"239.1.1.1\"\ndeliver = [\"veth2\"]\n");
+    let d = only_error(&text);
+    assert_eq!(
+        (d.field.as_str(), d.line),
+        ("static_overlay_route[0].origin", line_of(&text, "origin"))
+    );
+    let d = only_error(&ovr("origin = \"10.0.9.1\"\ngroup = \"239.1.1.1\"\n"));
+    assert_eq!(d.kind, ErrorKind::EmptyOverlayRoute);
+    let one = "origin = \"10.0.9.1\"\ngroup = \"239.1.1.1\"\ndeliver = [\"veth2\"]\n";
+    let d = only_error(&ovr(&format!("{one}[[static_overlay_route]]\n{one}")));
+    assert!(matches!(d.kind, ErrorKind::DuplicateOverlayRoute { first_line: 14, .. }), "{d}");
+    let d = only_error(&ovr(
+        "origin = \"10.0.9.1\"\ngroup = \"239.1.1.1\"\nnext_hops = [\"10.0.1.2\", \"10.0.1.2\"]\n",
+    ));
+    assert_eq!(d.field, "static_overlay_route[0].next_hops[1]");
+    let d =
+        only_error(&ovr("origin = \"10.0.9.1\"\ngroup = \"239.1.1.1\"\ndeliver = [\"nope\"]\n"));
+    assert_eq!(d.kind, ErrorKind::UnknownInterface("nope".into()));
+    // send_key must name a configured key.
+    let d = only_error(&format!(
+        "[overlay]\nsend_key = 3\nkeys = [{{ id = 1, secret = \"{OVERLAY_KEY}\" }}]\n"
+    ));
+    assert_eq!(
+        (d.field.as_str(), d.line, d.kind),
+        ("overlay.send_key", 2, ErrorKind::UnknownSendKey(3))
+    );
+}

@@ -41,7 +41,7 @@ use dataplane_api::{IfIndex, Punt};
 use tracing::{debug, error, info, warn};
 
 use self::backend::{ApplyError, Backend, DataplaneCounters};
-use self::routes::{RouteSet, UnresolvedInterface};
+use self::routes::{StaticTables, UnresolvedInterface};
 use crate::config::{Config, ConfigError, LogLevel};
 use crate::ctl::{
     ClearData, ClearWhat, ConfiguredRoute, ControlCounters, CountersData, InterfaceCounters,
@@ -115,7 +115,7 @@ pub struct Daemon<B> {
     config: Config,
     config_path: PathBuf,
     backend: B,
-    routes: RouteSet,
+    routes: StaticTables,
     /// `clear counters` subtracts these from what the data plane reports.
     baseline: DataplaneCounters,
     route_baseline: BTreeMap<(Option<Ipv4Addr>, Ipv4Addr), (u64, u64)>,
@@ -132,7 +132,7 @@ impl<B> std::fmt::Debug for Daemon<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon")
             .field("config_path", &self.config_path)
-            .field("routes", &self.routes.len())
+            .field("routes", &self.routes.routes.len())
             .field("control", &self.control)
             .finish_non_exhaustive()
     }
@@ -148,11 +148,17 @@ impl<B: Backend> Daemon<B> {
     ) -> Result<Self, StartError> {
         let ports = backend.ports();
         let routes = routes::compile(&config, |n| ifindex_of(&ports, n))?;
-        let updates = routes::diff(&RouteSet::new(), &routes);
+        let updates = routes::diff(&StaticTables::default(), &routes);
         if !updates.is_empty() {
             backend.apply(&updates)?;
         }
-        info!(routes = routes.len(), mode = config.routing.as_str(), "static routes installed");
+        info!(
+            routes = routes.routes.len(),
+            overlay_routes = routes.overlay.len(),
+            neighbors = routes.neighbors.len(),
+            mode = config.routing.as_str(),
+            "static routes installed"
+        );
         Ok(Self {
             config,
             config_path,
@@ -594,6 +600,10 @@ impl<B: Backend> Daemon<B> {
             // DVMRP compiled the thresholds into its interfaces at start.
             restart.push("an interface's ttl_threshold (routing mode dvmrp)");
         }
+        if new.uses_overlay() && !old.uses_overlay() {
+            // The data plane steers the overlay port only if it started with overlay routes.
+            restart.push("the first overlay route (overlay_next_hops or [[static_overlay_route]])");
+        }
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart.join(", ")));
         }
@@ -609,7 +619,14 @@ impl<B: Backend> Daemon<B> {
         }
         let removed = updates
             .iter()
-            .filter(|u| matches!(u, dataplane_api::MfibUpdate::Remove { .. }))
+            .filter(|u| {
+                matches!(
+                    u,
+                    dataplane_api::MfibUpdate::Remove { .. }
+                        | dataplane_api::MfibUpdate::RemoveOverlay { .. }
+                        | dataplane_api::MfibUpdate::RemoveNeighbor { .. }
+                )
+            })
             .count();
         if new.daemon.log_level != self.config.daemon.log_level {
             if let Some(hook) = &mut self.log_level_hook {

@@ -1,13 +1,18 @@
-//! Static routes: configuration → [`MfibRoute`]s, and the difference between two configurations
-//! as the [`MfibUpdate`]s that turn one forwarding table into the other (used on reload, so
-//! unchanged routes are not touched and their counters keep running).
+//! Static routes: configuration → [`MfibRoute`]s, [`OverlayRoute`]s and [`Neighbor`]s, and the
+//! difference between two configurations as the [`MfibUpdate`]s that turn one forwarding table
+//! into the other (used on reload, so unchanged entries are not touched and their counters keep
+//! running).
+//!
+//! Invariant of [`diff`]'s output order: removals of routes come before anything else, and
+//! neighbours are set before the routes that use them and removed only after every route
+//! naming them is gone, so no prefix of a batch references a missing neighbour.
 //!
 //! Pure functions: interface names are resolved through a caller-supplied lookup.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use dataplane_api::{IfIndex, MfibRoute, MfibUpdate, Oif};
+use dataplane_api::{IfIndex, MfibRoute, MfibUpdate, Neighbor, Oif, OverlayRoute};
 
 use crate::config::Config;
 
@@ -17,64 +22,131 @@ pub type RouteKey = (Option<Ipv4Addr>, Ipv4Addr);
 /// The routes a configuration asks for, by key.
 pub type RouteSet = BTreeMap<RouteKey, MfibRoute>;
 
-/// A route names an interface the data plane does not run on.
+/// Everything static a configuration installs in the data plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticTables {
+    pub routes: RouteSet,
+    /// By (origin, group).
+    pub overlay: BTreeMap<(Ipv4Addr, Ipv4Addr), OverlayRoute>,
+    /// By neighbour address.
+    pub neighbors: BTreeMap<Ipv4Addr, Neighbor>,
+}
+
+/// A route or neighbour names an interface the data plane does not run on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("route ({}, {group}) uses interface {name}, which the data plane does not run on", src.map_or_else(|| "*".to_owned(), |s| s.to_string()))]
+#[error("{entry} uses interface {name}, which the data plane does not run on")]
 pub struct UnresolvedInterface {
-    pub src: Option<Ipv4Addr>,
-    pub group: Ipv4Addr,
+    /// The entry, e.g. `route (*, 239.1.1.1)` or `neighbor 10.0.0.2`.
+    pub entry: String,
     pub name: String,
 }
 
-/// Compiles a configuration's static routes. Each oif carries its interface's `ttl_threshold`.
+/// Compiles a configuration's static routes, overlay routes and neighbours. Each oif and
+/// delivery interface carries its interface's `ttl_threshold`.
 pub fn compile(
     config: &Config,
     ifindex: impl Fn(&str) -> Option<IfIndex>,
-) -> Result<RouteSet, UnresolvedInterface> {
-    let mut out = RouteSet::new();
+) -> Result<StaticTables, UnresolvedInterface> {
+    let resolve = |entry: &dyn Fn() -> String, name: &str| {
+        ifindex(name).ok_or_else(|| UnresolvedInterface { entry: entry(), name: name.to_owned() })
+    };
+    let oif = |entry: &dyn Fn() -> String, name: &str| {
+        let ttl_threshold = config.interface(name).map_or(1, |i| i.ttl_threshold);
+        Ok(Oif { ifindex: resolve(entry, name)?, ttl_threshold })
+    };
+    let mut out = StaticTables::default();
     for r in &config.static_routes {
-        let resolve = |name: &str| {
-            ifindex(name).ok_or_else(|| UnresolvedInterface {
-                src: r.source,
-                group: r.group,
-                name: name.to_owned(),
-            })
+        let entry = || {
+            format!(
+                "route ({}, {})",
+                r.source.map_or_else(|| "*".to_owned(), |s| s.to_string()),
+                r.group
+            )
         };
-        let iif = resolve(&r.iif)?;
+        let iif = resolve(&entry, &r.iif)?;
         let oifs = r
             .oifs
             .iter()
-            .map(|name| {
-                let ttl_threshold = config.interface(name).map_or(1, |i| i.ttl_threshold);
-                Ok(Oif { ifindex: resolve(name)?, ttl_threshold })
-            })
+            .map(|name| oif(&entry, name))
             .collect::<Result<Vec<_>, UnresolvedInterface>>()?;
-        out.insert(
+        out.routes.insert(
             (r.source, r.group),
             MfibRoute {
                 source: r.source,
                 group: r.group,
                 iif,
                 oifs,
-                overlay_next_hops: Vec::new(),
+                overlay_next_hops: r.overlay_next_hops.clone(),
             },
         );
+    }
+    for r in &config.static_overlay_routes {
+        let entry = || format!("overlay route ({}, {})", r.origin, r.group);
+        let deliver = r
+            .deliver
+            .iter()
+            .map(|name| oif(&entry, name))
+            .collect::<Result<Vec<_>, UnresolvedInterface>>()?;
+        out.overlay.insert(
+            (r.origin, r.group),
+            OverlayRoute {
+                origin: r.origin,
+                group: r.group,
+                from: r.from,
+                deliver,
+                next_hops: r.next_hops.clone(),
+            },
+        );
+    }
+    for n in &config.neighbors {
+        let entry = || format!("neighbor {}", n.addr);
+        let ifindex = resolve(&entry, &n.interface)?;
+        out.neighbors.insert(n.addr, Neighbor { addr: n.addr, ifindex, mac: n.mac });
     }
     Ok(out)
 }
 
-/// The updates that turn `old` into `new`: removals first (so a batch never transiently holds
-/// both), then installs of new or changed routes. Unchanged routes produce nothing.
-pub fn diff(old: &RouteSet, new: &RouteSet) -> Vec<MfibUpdate> {
-    let removes = old
-        .keys()
-        .filter(|k| !new.contains_key(k))
-        .map(|&(source, group)| MfibUpdate::Remove { source, group });
-    let installs = new
-        .iter()
-        .filter(|(k, r)| old.get(k) != Some(r))
-        .map(|(_, r)| MfibUpdate::Install(r.clone()));
-    removes.chain(installs).collect()
+/// The updates that turn `old` into `new` (order: see the module docs). Unchanged entries
+/// produce nothing.
+pub fn diff(old: &StaticTables, new: &StaticTables) -> Vec<MfibUpdate> {
+    let mut out = Vec::new();
+    out.extend(
+        old.routes
+            .keys()
+            .filter(|k| !new.routes.contains_key(k))
+            .map(|&(source, group)| MfibUpdate::Remove { source, group }),
+    );
+    out.extend(
+        old.overlay
+            .keys()
+            .filter(|k| !new.overlay.contains_key(k))
+            .map(|&(origin, group)| MfibUpdate::RemoveOverlay { origin, group }),
+    );
+    out.extend(
+        new.neighbors
+            .iter()
+            .filter(|(k, n)| old.neighbors.get(k) != Some(n))
+            .map(|(_, n)| MfibUpdate::SetNeighbor(*n)),
+    );
+    out.extend(
+        new.routes
+            .iter()
+            .filter(|(k, r)| old.routes.get(k) != Some(r))
+            .map(|(_, r)| MfibUpdate::Install(r.clone())),
+    );
+    out.extend(
+        new.overlay
+            .iter()
+            .filter(|(k, r)| old.overlay.get(k) != Some(r))
+            .map(|(_, r)| MfibUpdate::InstallOverlay(r.clone())),
+    );
+    out.extend(
+        old.neighbors
+            .keys()
+            .filter(|k| !new.neighbors.contains_key(k))
+            .map(|&addr| MfibUpdate::RemoveNeighbor { addr }),
+    );
+    out
 }
 
 #[cfg(test)]
@@ -114,7 +186,7 @@ name = "c"
     fn compile_resolves_and_carries_thresholds() {
         let c = config("[[static_route]]\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1\"\niif = \"a\"\noifs = [\"b\", \"c\"]\n");
         let set = compile(&c, ifindex).unwrap();
-        let r = &set[&(Some(Ipv4Addr::new(10, 0, 0, 1)), g(1))];
+        let r = &set.routes[&(Some(Ipv4Addr::new(10, 0, 0, 1)), g(1))];
         assert_eq!(r.iif, IfIndex(1));
         assert_eq!(
             r.oifs,
@@ -161,8 +233,8 @@ name = "c"
         );
         assert!(diff(&new, &new).is_empty());
         // From nothing: installs everything; to nothing: removes everything.
-        assert_eq!(diff(&RouteSet::new(), &new).len(), 3);
-        assert!(diff(&new, &RouteSet::new())
+        assert_eq!(diff(&StaticTables::default(), &new).len(), 3);
+        assert!(diff(&new, &StaticTables::default())
             .iter()
             .all(|u| matches!(u, MfibUpdate::Remove { .. })));
     }
@@ -178,6 +250,57 @@ name = "c"
         assert_eq!(updates.len(), 1);
         assert!(
             matches!(&updates[0], MfibUpdate::Install(r) if r.group == g(1) && r.oifs[0].ttl_threshold == 9)
+        );
+    }
+
+    #[test]
+    fn overlay_entries_compile_and_diff_in_safe_order() {
+        let nb = |mac: &str| {
+            format!("[[neighbor]]\naddr = \"10.0.0.2\"\ninterface = \"b\"\nmac = \"{mac}\"\n")
+        };
+        let with = |mac: &str| {
+            format!(
+                "{}[[static_route]]\ngroup = \"239.1.1.1\"\niif = \"a\"\noifs = []\n\
+                 overlay_next_hops = [\"10.0.0.2\"]\n\
+                 [[static_overlay_route]]\norigin = \"10.0.9.9\"\ngroup = \"239.1.1.2\"\n\
+                 deliver = [\"b\"]\n",
+                nb(mac)
+            )
+        };
+        let old = compile(&config(&with("02:00:00:00:00:01")), ifindex).unwrap();
+        assert_eq!(old.neighbors[&Ipv4Addr::new(10, 0, 0, 2)].ifindex, IfIndex(2));
+        let o = &old.overlay[&(Ipv4Addr::new(10, 0, 9, 9), g(2))];
+        assert_eq!(o.deliver, vec![Oif { ifindex: IfIndex(2), ttl_threshold: 4 }]);
+        // From nothing: the neighbour comes before the route that uses it.
+        let updates = diff(&StaticTables::default(), &old);
+        assert!(matches!(updates[0], MfibUpdate::SetNeighbor(_)), "{updates:?}");
+        assert_eq!(updates.len(), 3);
+        // A changed MAC touches only the neighbour.
+        let new = compile(&config(&with("02:00:00:00:00:09")), ifindex).unwrap();
+        let updates = diff(&old, &new);
+        assert!(
+            matches!(updates.as_slice(), [MfibUpdate::SetNeighbor(n)] if n.mac[5] == 9),
+            "{updates:?}"
+        );
+        // To nothing: the neighbour goes last, after every route naming it.
+        let updates = diff(&old, &StaticTables::default());
+        assert_eq!(updates.len(), 3);
+        assert!(matches!(updates[2], MfibUpdate::RemoveNeighbor { .. }), "{updates:?}");
+        let err =
+            compile(
+                &config(&nb("02:00:00:00:00:01")),
+                |n| {
+                    if n == "b" {
+                        None
+                    } else {
+                        ifindex(n)
+                    }
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "neighbor 10.0.0.2 uses interface b, which the data plane does not run on"
         );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use dataplane::overlay::{OverlayConfig, OverlayKey};
 use dataplane::worker::{Dataplane, DataplaneConfig, DataplaneError};
 use dataplane_api::{IfIndex, MfibUpdate, Neighbor, Punt};
 
@@ -43,8 +44,20 @@ impl XdpBackend {
         let dp = &config.dataplane;
         let dataplane = Dataplane::start(DataplaneConfig {
             interfaces: config.interface_names().map(str::to_owned).collect(),
-            // Static routing installs no overlay routes: keep overlay traffic with the kernel.
-            overlay_port: 0,
+            // Without overlay routes the port stays with the kernel (another overlay daemon on
+            // this host may use it).
+            overlay_port: if config.uses_overlay() { config.overlay.port } else { 0 },
+            overlay: OverlayConfig {
+                origin: config.overlay.origin,
+                hop_count: config.overlay.hop_count,
+                keys: config
+                    .overlay
+                    .keys
+                    .iter()
+                    .map(|k| OverlayKey { id: k.id, secret: k.secret.clone() })
+                    .collect(),
+                send_key: config.overlay.send_key,
+            },
             frame_count: dp.frame_count,
             batch: dp.batch,
             force_copy_mode: dp.copy_mode == CopyMode::Copy,
