@@ -8,6 +8,8 @@
 //! - A router's MFIB changes only through the `MfibUpdate`s its core emits (or, for modes
 //!   without a core, through [`Engine::install`]): the simulated MFIB *is* the router state.
 //! - Every run is bounded by a simulated-time limit and an event-count limit.
+//! - `data_in_flight` counts the queued `SimEvent::Data`s exactly, so a measurement can wait
+//!   until the last packet's copies have all arrived ([`Engine::run_until_drained`]).
 //!
 //! Addressing: link `l` is 10.0.0.0/8 + 4·l as a /30 (side `a` .1, side `b` .2); stub LAN `s`
 //! (a host access link) is 172.16.0.0/12 + 4·s as a /30 (router .1, host .2). Stub 0 is the
@@ -188,6 +190,8 @@ pub struct Engine<'t> {
     pub control_bytes: u64,
     pub events: u64,
     pub max_events: u64,
+    /// Queued `SimEvent::Data`s (copies on a link or the source's first hop).
+    data_in_flight: u64,
 }
 
 impl<'t> Engine<'t> {
@@ -214,6 +218,7 @@ impl<'t> Engine<'t> {
             control_bytes: 0,
             events: 0,
             max_events,
+            data_in_flight: 0,
         })
     }
 
@@ -222,6 +227,9 @@ impl<'t> Engine<'t> {
     }
 
     fn push(&mut self, at: u64, ev: SimEvent) {
+        if matches!(ev, SimEvent::Data { .. }) {
+            self.data_in_flight += 1;
+        }
         self.seq += 1;
         self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
     }
@@ -280,30 +288,43 @@ impl<'t> Engine<'t> {
 
     /// Processes events up to and including time `until` ms.
     pub fn run_until(&mut self, until: u64) -> Result<(), SimError> {
-        while let Some(Reverse(q)) = self.queue.peek() {
-            if q.at > until {
-                break;
-            }
-            let Some(Reverse(q)) = self.queue.pop() else { break };
-            self.events += 1;
-            if self.events > self.max_events {
-                return Err(SimError::EventLimit { events: self.max_events, at_ms: q.at });
-            }
-            self.now = q.at;
-            match q.ev {
-                SimEvent::Core { router, event } => self.core(router, event),
-                SimEvent::Tick { router } => {
-                    if self.scheduled_tick[router] == Some(q.at) {
-                        self.scheduled_tick[router] = None;
-                        self.core(router, Event::Tick);
-                    }
-                }
-                SimEvent::Data { router, iif, packet, cost } => {
-                    self.data(router, iif, packet, cost);
-                }
-            }
+        while self.queue.peek().is_some_and(|Reverse(q)| q.at <= until) {
+            self.step()?;
         }
         self.now = self.now.max(until);
+        Ok(())
+    }
+
+    /// Processes events until no data packet copy is in flight, or up to `limit` ms. A copy's
+    /// arrival time depends on the path the routing chose, which may be longer than the
+    /// shortest one (DVMRP's hop-count metric), so no fixed drain time fits every mode.
+    pub fn run_until_drained(&mut self, limit: u64) -> Result<(), SimError> {
+        while self.data_in_flight > 0 && self.queue.peek().is_some_and(|Reverse(q)| q.at <= limit) {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<(), SimError> {
+        let Some(Reverse(q)) = self.queue.pop() else { return Ok(()) };
+        self.events += 1;
+        if self.events > self.max_events {
+            return Err(SimError::EventLimit { events: self.max_events, at_ms: q.at });
+        }
+        self.now = q.at;
+        match q.ev {
+            SimEvent::Core { router, event } => self.core(router, event),
+            SimEvent::Tick { router } => {
+                if self.scheduled_tick[router] == Some(q.at) {
+                    self.scheduled_tick[router] = None;
+                    self.core(router, Event::Tick);
+                }
+            }
+            SimEvent::Data { router, iif, packet, cost } => {
+                self.data_in_flight -= 1;
+                self.data(router, iif, packet, cost);
+            }
+        }
         Ok(())
     }
 

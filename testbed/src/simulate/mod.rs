@@ -294,9 +294,18 @@ fn summarize(
     }
 }
 
-/// Simulated time a packet needs to reach every router (the longest unicast distance), plus 1 s.
+/// Simulated time a packet needs to reach every router along shortest paths (the longest
+/// unicast distance), plus 1 s. Modes whose paths are longer (DVMRP with the hop-count metric)
+/// get their extra time from [`drain_limit_ms`].
 fn drain_ms(scn: &Scenario) -> u64 {
     scn.topo.shortest_paths(scn.source).dist.iter().flatten().copied().max().unwrap_or(0) + 1_000
+}
+
+/// An upper bound on how long any copy of a packet can travel: the data plane forwards along a
+/// tree (the iif check drops copies off it), so a copy crosses at most `routers - 1` links.
+fn drain_limit_ms(scn: &Scenario) -> u64 {
+    let max_cost = scn.topo.links.iter().map(|l| u64::from(l.cost)).max().unwrap_or(0);
+    (scn.topo.len() as u64).saturating_sub(1).saturating_mul(max_cost) + 1_000
 }
 
 /// Sends the packets through an engine whose routing is set up, and measures.
@@ -315,6 +324,9 @@ fn measure_engine(
     }
     let end = t0 + (opts.packets.max(1) as u64 - 1) * opts.interval_ms + drain_ms(scn);
     eng.run_until(end)?;
+    // The last packet is measured only once every copy of it has arrived, however long the
+    // path the routing chose.
+    eng.run_until_drained(end.saturating_add(drain_limit_ms(scn)))?;
     let count = |only_fwd: bool| -> Vec<usize> {
         eng.mfib
             .iter()

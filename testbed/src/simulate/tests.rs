@@ -129,6 +129,37 @@ fn dvmrp_100_routers_delivers_to_every_member() {
     assert!(r.stretch_mean >= 1.0 - 1e-9);
 }
 
+/// Costs above 31 force DVMRP's hop-count metric, so the source's tree takes the 2-hop path
+/// 0-1-2 (cost 40 + 5000) rather than the cheap 3-hop 0-3-4-2 (cost 120). The last packet
+/// arrives 5040 ms after it is sent, far beyond the unicast drain (120 + 1000 ms): the run
+/// must wait for it instead of counting member 2 as lost. Hand-computed stretch 5040 / 120.
+#[test]
+fn dvmrp_long_hop_count_path_is_drained() {
+    let t = graph(5, &[(0, 1, 40), (1, 2, 5000), (0, 3, 40), (3, 4, 40), (4, 2, 40)]);
+    let scn = Scenario::new(t, 0, vec![2]).unwrap();
+    // Probes and reports cross the 5 s link too: give the cores time to converge.
+    let opts = SimOptions { warmup_ms: 60_000, ..quick() };
+    let r = simulate(&scn, Mode::Dvmrp, &opts).unwrap();
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9, "{r:?}");
+    assert!((r.first_packet_delivery_ratio - 1.0).abs() < 1e-9, "{r:?}");
+    assert_eq!(r.link_copies, vec![1, 1, 0, 0, 0], "{r:?}");
+    assert!((r.stretch_max - 42.0).abs() < 1e-9, "{r:?}");
+}
+
+/// The simulator author's reproduction (`--topology gen:geometric:100 --members 30 --seed 2`):
+/// hop-count paths up to twice the unicast cost; before the engine drained in-flight copies
+/// the last packet was cut off on its way and delivery read 0.667.
+#[test]
+fn dvmrp_geometric_100_seed2_delivers_to_every_member() {
+    let (t, _) = load_topology("gen:geometric:100", 2).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let scn = Scenario::random(t, 30, &mut rng).unwrap();
+    let r = simulate(&scn, Mode::Dvmrp, &SimOptions::default()).unwrap();
+    assert!((r.delivery_ratio - 1.0).abs() < 1e-9, "{r:?}");
+    assert_eq!(r.duplicates, 0);
+    assert_eq!(r.stress_max, 1, "IP multicast sends one copy per link");
+}
+
 #[test]
 fn event_limit_is_an_error() {
     let t = graph(3, &[(0, 1, 1), (1, 2, 1)]);
