@@ -24,15 +24,16 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam::channel::Sender;
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 use tracing::{debug, info, warn};
 use wire::igmp::{IgmpPacket, IgmpRepr};
 use wire::ipv4::{Ipv4Packet, Protocol as IpProtocol};
 
+use super::link_local::{open_raw_socket, READ_TIMEOUT};
 use super::Input;
 use crate::config::IgmpSettings;
 use crate::igmp::{Action, Event, IgmpConfig, IgmpInterface, IgmpSnapshot, MembershipChange};
@@ -42,8 +43,6 @@ use crate::timer::Timestamp;
 const ALL_V3_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
 /// The all-routers group: where v2 leaves go.
 const ALL_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
-/// How often reader threads look at their stop flag.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// `show igmp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,29 +220,13 @@ impl IgmpSockets {
         };
         for (name, ifindex, addr) in interfaces {
             let err = |step, source| IgmpSocketError { interface: name.clone(), step, source };
-            let s = Socket::new(
-                Domain::IPV4,
-                Type::RAW,
-                Some(Protocol::from(i32::from(u8::from(IpProtocol::Igmp)))),
-            )
-            .map_err(|e| err("socket(AF_INET, SOCK_RAW, IPPROTO_IGMP)", e))?;
-            s.bind_device(Some(name.as_bytes())).map_err(|e| err("SO_BINDTODEVICE", e))?;
             let groups: &[Ipv4Addr] = if dvmrp {
                 &[ALL_V3_ROUTERS, ALL_ROUTERS, wire::dvmrp::ALL_DVMRP_ROUTERS]
             } else {
                 &[ALL_V3_ROUTERS, ALL_ROUTERS]
             };
-            for &group in groups {
-                s.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(*ifindex))
-                    .map_err(|e| err("IP_ADD_MEMBERSHIP", e))?;
-            }
-            s.set_multicast_if_v4(addr).map_err(|e| err("IP_MULTICAST_IF", e))?;
-            // RFC 3376 §4: IGMP messages are link-local, TTL 1.
-            s.set_multicast_ttl_v4(1).map_err(|e| err("IP_MULTICAST_TTL", e))?;
-            s.set_multicast_loop_v4(false).map_err(|e| err("IP_MULTICAST_LOOP", e))?;
-            // DVMRP prunes and grafts are unicast to the neighbour, also link-local.
-            s.set_ttl(1).map_err(|e| err("IP_TTL", e))?;
-            s.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| err("SO_RCVTIMEO", e))?;
+            let s = open_raw_socket(u8::from(IpProtocol::Igmp), name, *ifindex, *addr, groups)
+                .map_err(|(step, e)| err(step, e))?;
             let s = Arc::new(s);
             let reader = {
                 let (s, stop, inputs, name, addr, ifindex) = (

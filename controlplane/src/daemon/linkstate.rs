@@ -20,12 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam::channel::Sender;
 use dataplane_api::{IfIndex, MfibUpdate, Punt};
 use serde::Serialize;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 use tracing::{debug, info, warn};
 use wire::ipv4::Ipv4Packet;
 use wire::linkstate::{ALL_LS_ROUTERS, IP_PROTOCOL};
 
 use super::backend::RouteStats;
+use super::link_local::{open_raw_socket, READ_TIMEOUT};
 use super::Input;
 use crate::config::LinkStateSettings;
 use crate::igmp::{FilterMode, MembershipChange};
@@ -38,9 +39,6 @@ use crate::timer::Timestamp;
 /// An (S,G) whose packet counter did not grow for this long is idle: its route is removed and
 /// the next packet is punted again (as the forwarding cache of MOSPF ages entries).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(210);
-
-/// How long a reader blocks before it looks at its stop flag.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Where link-state datagrams go (the raw sockets, or a test recorder).
 pub trait LinkStateTx: Send {
@@ -306,20 +304,8 @@ impl LinkStateSockets {
         };
         for (name, ifindex, addr) in interfaces {
             let err = |step, source| LinkStateSocketError { interface: name.clone(), step, source };
-            let s =
-                Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(IP_PROTOCOL))))
-                    .map_err(|e| err("socket(AF_INET, SOCK_RAW, 253)", e))?;
-            s.bind_device(Some(name.as_bytes())).map_err(|e| err("SO_BINDTODEVICE", e))?;
-            s.join_multicast_v4_n(
-                &ALL_LS_ROUTERS,
-                &socket2::InterfaceIndexOrAddress::Index(*ifindex),
-            )
-            .map_err(|e| err("IP_ADD_MEMBERSHIP 224.0.0.200", e))?;
-            s.set_multicast_if_v4(addr).map_err(|e| err("IP_MULTICAST_IF", e))?;
-            s.set_multicast_ttl_v4(1).map_err(|e| err("IP_MULTICAST_TTL", e))?;
-            s.set_multicast_loop_v4(false).map_err(|e| err("IP_MULTICAST_LOOP", e))?;
-            s.set_ttl(1).map_err(|e| err("IP_TTL", e))?;
-            s.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| err("SO_RCVTIMEO", e))?;
+            let s = open_raw_socket(IP_PROTOCOL, name, *ifindex, *addr, &[ALL_LS_ROUTERS])
+                .map_err(|(step, e)| err(step, e))?;
             let s = Arc::new(s);
             let reader = {
                 let (s, stop, inputs, name, own, ifindex) = (

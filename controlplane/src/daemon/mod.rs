@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod dvmrp;
 pub mod igmp;
+pub mod link_local;
 pub mod linkstate;
 pub mod privileges;
 pub mod routes;
