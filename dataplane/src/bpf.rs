@@ -305,6 +305,7 @@ impl XdpProgram {
         })?;
         let prog = self.program()?;
         let xdp = Xdp::new(prog.as_fd());
+        remove_orphan(&xdp, iface, ifindex);
         let attempt = |mode: XdpMode| {
             // UPDATE_IF_NOEXIST: never replace a program someone else attached.
             xdp.attach(ifindex, mode.flags() | XdpFlags::UPDATE_IF_NOEXIST)
@@ -452,4 +453,68 @@ pub mod action {
     pub const PASS: u32 = 2;
     pub const TX: u32 = 3;
     pub const REDIRECT: u32 = 4;
+}
+
+/// Removes a fanout XDP program that no process holds any more (left attached by a fanoutd that
+/// was killed with SIGKILL, so its `Drop` never ran); without this a restarted fanoutd would find
+/// the interface taken and refuse to start. A program of another name, or one a live process
+/// still holds (another fanoutd on the same interface), is left alone: the attach that follows
+/// then fails with EBUSY and names the interface.
+fn remove_orphan(xdp: &Xdp<'_>, iface: &str, ifindex: i32) {
+    let Ok(opts) = xdp.query(ifindex, XdpFlags::NONE) else {
+        return;
+    };
+    for (prog_id, flags) in
+        [(opts.drv_prog_id, XdpFlags::DRV_MODE), (opts.skb_prog_id, XdpFlags::SKB_MODE)]
+    {
+        if prog_id == 0 || program_name(prog_id).as_deref() != Some(PROG_NAME) || prog_held(prog_id)
+        {
+            continue;
+        }
+        match xdp.detach(ifindex, flags) {
+            Ok(()) => {
+                tracing::warn!(
+                    %iface,
+                    prog_id,
+                    "removed an orphaned fanout XDP program (left by a fanoutd that did not exit cleanly)"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(%iface, prog_id, error = %e, "cannot remove orphaned fanout XDP program");
+            }
+        }
+    }
+}
+
+/// The kernel's name of BPF program `id` (truncated to 15 bytes by the kernel).
+fn program_name(id: u32) -> Option<String> {
+    libbpf_rs::query::ProgInfoIter::default()
+        .find(|info| info.id == id)
+        .map(|info| info.name.to_string_lossy().into_owned())
+}
+
+/// Whether any process holds a file descriptor of BPF program `id` (every fd of a program
+/// lists `prog_id:` in its /proc fdinfo). A scan of /proc, done only when an interface already
+/// carries a fanout program.
+fn prog_held(id: u32) -> bool {
+    let wanted = format!("prog_id:\t{id}");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        // Cannot tell: treat it as held, so a live program is never removed.
+        return true;
+    };
+    for proc_dir in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let is_prog = std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:bpf-prog");
+            if !is_prog {
+                continue;
+            }
+            let info = proc_dir.path().join("fdinfo").join(fd.file_name());
+            if std::fs::read_to_string(info).is_ok_and(|t| t.lines().any(|l| l == wanted)) {
+                return true;
+            }
+        }
+    }
+    false
 }

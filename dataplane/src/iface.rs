@@ -62,6 +62,8 @@ pub enum IfaceError {
     DuplicateAddress { name: String, addr: Ipv4Addr },
     #[error("interface {name}: MTU {mtu} is below the IPv4 minimum of 68")]
     MtuTooSmall { name: String, mtu: u16 },
+    #[error("interface {name}: {port} is not in the table")]
+    UnknownPort { name: String, port: PortId },
 }
 
 /// The interfaces of one data plane, indexed by [`PortId`].
@@ -96,6 +98,31 @@ impl InterfaceTable {
         let id = PortId(self.ports.len() as u16);
         self.ports.push(iface);
         Ok(id)
+    }
+
+    /// Gives port `port` a new identity: the interface reappeared (a new ifindex, maybe a new
+    /// MAC or address) under the same configured name. The port id stays, so compiled routes
+    /// keep pointing at it. The same uniqueness rules as [`InterfaceTable::add`] apply against
+    /// the other ports.
+    pub fn replace(&mut self, port: PortId, iface: Interface) -> Result<(), IfaceError> {
+        if port.index() >= self.ports.len() {
+            return Err(IfaceError::UnknownPort { name: iface.name, port });
+        }
+        if iface.mtu < 68 {
+            return Err(IfaceError::MtuTooSmall { name: iface.name, mtu: iface.mtu });
+        }
+        let others = || self.iter().filter(|(p, _)| *p != port).map(|(_, i)| i);
+        if others().any(|p| p.ifindex == iface.ifindex) {
+            return Err(IfaceError::DuplicateIfIndex { ifindex: iface.ifindex, name: iface.name });
+        }
+        if others().any(|p| p.name == iface.name) {
+            return Err(IfaceError::DuplicateName { name: iface.name });
+        }
+        if !iface.ipv4.is_unspecified() && others().any(|p| p.ipv4 == iface.ipv4) {
+            return Err(IfaceError::DuplicateAddress { addr: iface.ipv4, name: iface.name });
+        }
+        self.ports[port.index()] = iface;
+        Ok(())
     }
 
     /// The interface behind a port.
@@ -188,5 +215,29 @@ mod tests {
         assert_eq!(t.len(), MAX_PORTS);
         let err = t.add(iface(999, "last", [10, 9, 9, 9])).unwrap_err();
         assert_eq!(err, IfaceError::Full { name: "last".into() });
+    }
+
+    #[test]
+    fn replace_keeps_the_port_and_checks_the_others() {
+        let mut t = InterfaceTable::new();
+        t.add(iface(7, "a", [10, 0, 0, 1])).unwrap();
+        t.add(iface(3, "b", [10, 0, 1, 1])).unwrap();
+        // "b" came back with a new ifindex and the same address.
+        t.replace(PortId(1), iface(12, "b", [10, 0, 1, 1])).unwrap();
+        assert_eq!(t.port_of(IfIndex(12)), Some(PortId(1)));
+        assert_eq!(t.port_of(IfIndex(3)), None);
+        assert!(matches!(
+            t.replace(PortId(1), iface(7, "b", [10, 0, 1, 1])),
+            Err(IfaceError::DuplicateIfIndex { .. })
+        ));
+        assert!(matches!(
+            t.replace(PortId(1), iface(13, "b", [10, 0, 0, 1])),
+            Err(IfaceError::DuplicateAddress { .. })
+        ));
+        assert!(matches!(
+            t.replace(PortId(2), iface(14, "c", [10, 0, 2, 1])),
+            Err(IfaceError::UnknownPort { .. })
+        ));
+        assert_eq!(t.get(PortId(1)).map(|i| i.ifindex), Some(IfIndex(12)));
     }
 }

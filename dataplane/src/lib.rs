@@ -22,5 +22,6 @@ pub mod mfib;
 pub mod overlay;
 pub mod pipeline;
 pub mod stats;
+pub mod tap;
 pub mod worker;
 pub mod xsk;

@@ -37,10 +37,11 @@ use wire::ethernet::EthernetAddress;
 
 use crate::bpf::{BpfError, XdpCounters, XdpMode, XdpProgram};
 use crate::iface::{IfaceError, Interface, InterfaceTable, PortId};
-use crate::mfib::{IfIndex, MfibHandle, Punt};
+use crate::mfib::{IfIndex, MfibHandle, MfibUpdate, Punt};
 use crate::overlay::{OverlayConfig, OverlayConfigError};
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::stats::{LocalStats, SharedStats, StatsSnapshot};
+use crate::tap::{TapReceiver, TapWriter};
 use crate::xsk::{BindMode, PortSpec, UmemSharing, XskConfig, XskCounters, XskError, XskPorts};
 
 /// poll(2) timeout when the last round found no frames: bounds both idle CPU and how long
@@ -52,6 +53,9 @@ const XSK_COUNTER_PERIOD: Duration = Duration::from_millis(200);
 const PUNT_QUEUE: usize = 1024;
 /// The receive queue bound on each interface.
 const QUEUE: u32 = 0;
+/// How long the handle waits for the worker to carry out a port command (it looks at commands
+/// once per round, i.e. within one idle poll timeout).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What [`Dataplane::start`] needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +110,28 @@ pub struct PortInfo {
     pub bind_mode: BindMode,
     pub queue: u32,
     pub umem: UmemSharing,
+    /// `up`, or `detached` while its interface is gone or down (see [`Dataplane::detach_port`]).
+    pub state: PortState,
+}
+
+/// Whether a port forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortState {
+    /// XDP attached, AF_XDP socket bound.
+    Up,
+    /// No socket and no XDP program: nothing is received there and copies routed there are
+    /// counted as `no_oif` drops of that port. The port id (and the routes using it) stay.
+    Detached,
+}
+
+impl PortState {
+    pub fn name(self) -> &'static str {
+        match self {
+            PortState::Up => "up",
+            PortState::Detached => "detached",
+        }
+    }
 }
 
 /// Per-port counters below the pipeline: the XDP program's and the AF_XDP socket's.
@@ -136,6 +162,33 @@ pub enum DataplaneError {
     WorkerGone,
     #[error("the worker thread panicked")]
     WorkerPanicked,
+    #[error("interface {0} is not one of the data plane's interfaces")]
+    UnknownInterface(String),
+    #[error("the worker did not answer a port command within {COMMAND_TIMEOUT:?}")]
+    WorkerTimeout,
+    #[error("a packet capture is already running; one at a time")]
+    TapBusy,
+}
+
+/// A port change the worker carries out between two rounds (it owns the sockets).
+enum Command {
+    /// Close the port's socket (its interface is gone).
+    Close { port: PortId, done: Sender<()> },
+    /// Stop or resume transmitting on the port (its interface went down or came back up).
+    SetTx { port: PortId, enabled: bool, done: Sender<()> },
+    /// Bind the port again (its interface was re-created) and take `table` for the pipeline.
+    Attach { port: PortId, spec: PortSpec, table: InterfaceTable, done: Sender<AttachResult> },
+    /// Start a `debug pcap` tap (replacing any other).
+    Tap { writer: TapWriter, done: Sender<()> },
+}
+
+type AttachResult = Result<(crate::xsk::BoundPort, UmemSharing), DataplaneError>;
+
+/// What attaching a port again needs from the start configuration.
+#[derive(Debug, Clone, Copy)]
+struct AttachSettings {
+    force_skb_mode: bool,
+    force_copy_mode: bool,
 }
 
 /// State shared between the handle and the worker.
@@ -156,8 +209,19 @@ pub struct Dataplane {
     shared: Arc<Shared>,
     punts: Receiver<Punt>,
     worker: Option<JoinHandle<()>>,
-    /// Detached in `shutdown`, after the worker (and with it every socket) is gone.
+    commands: Sender<Command>,
+    settings: AttachSettings,
+    /// Per port, loaded once at start: a port attached again at run time re-attaches the same
+    /// program (loading needs CAP_PERFMON/CAP_SYS_ADMIN for the verifier's packet-pointer
+    /// checks, which fanoutd drops after set-up; attaching needs only CAP_NET_ADMIN). Detached
+    /// in `shutdown`, after the worker (and with it every socket) is gone.
     programs: Vec<XdpProgram>,
+    /// Per port: whether its socket is still bound. A port whose interface went down keeps
+    /// socket and program (nothing arrives on a down interface) and comes back by re-enabling
+    /// TX; only a vanished interface closes the socket.
+    bound: Vec<bool>,
+    /// The running tap's stop flag (set when its receiver is dropped).
+    tap: std::sync::Weak<AtomicBool>,
     baseline: Mutex<(StatsSnapshot, Vec<XdpCounters>)>,
 }
 
@@ -213,6 +277,7 @@ impl Dataplane {
         });
         let (punt_tx, punts) = bounded(PUNT_QUEUE);
         let (ready_tx, ready_rx) = bounded(1);
+        let (commands, command_rx) = bounded(4);
         let xsk_config = XskConfig {
             frame_count: config.frame_count,
             force_copy: config.force_copy_mode,
@@ -225,7 +290,16 @@ impl Dataplane {
             std::thread::Builder::new()
                 .name("fanout-wk-q0".into())
                 .spawn(move || {
-                    worker_main(&specs, xsk_config, pipeline, &mfib, &shared, &punt_tx, &ready_tx);
+                    let io = WorkerIo { punts: punt_tx, ready: ready_tx, commands: command_rx };
+                    worker_main(
+                        &specs,
+                        xsk_config,
+                        pipeline,
+                        &pipeline_config,
+                        &mfib,
+                        &shared,
+                        &io,
+                    );
                 })
                 .map_err(DataplaneError::Spawn)?
         };
@@ -236,6 +310,13 @@ impl Dataplane {
             shared,
             punts,
             worker: Some(worker),
+            commands,
+            settings: AttachSettings {
+                force_skb_mode: config.force_skb_mode,
+                force_copy_mode: config.force_copy_mode,
+            },
+            bound: vec![true; programs.len()],
+            tap: std::sync::Weak::new(),
             programs,
             baseline: Mutex::new((StatsSnapshot::default(), Vec::new())),
         };
@@ -259,9 +340,223 @@ impl Dataplane {
                 bind_mode: b.mode,
                 queue: b.queue,
                 umem: *umem,
+                state: PortState::Up,
             });
         }
         Ok(dp)
+    }
+
+    /// Stops forwarding on `name` (its interface was removed or went down). The port keeps its
+    /// id and its routes; copies routed there are counted as `no_oif` drops of the port. If the
+    /// interface still exists (down), socket and XDP program stay in place and only TX stops;
+    /// if it is gone, the worker closes the socket and the program's attachment is forgotten
+    /// (the kernel removed it with the device). Returns whether the port was up.
+    pub fn detach_port(&mut self, name: &str) -> Result<bool, DataplaneError> {
+        let port = self.port(name)?;
+        let i = port.index();
+        if self.ports[i].state == PortState::Detached {
+            return Ok(false);
+        }
+        self.ports[i].state = PortState::Detached;
+        let ifindex = self.ports[i].ifindex;
+        let still_there = nix::net::if_::if_nametoindex(name).ok() == Some(ifindex);
+        if still_there {
+            self.command(|done| Command::SetTx { port, enabled: false, done })?;
+        } else {
+            self.close(port)?;
+        }
+        tracing::info!(iface = %name, ifindex, socket_kept = still_there, "data plane port detached");
+        Ok(true)
+    }
+
+    /// (Re)starts forwarding on `name` (its interface came up, or appeared again, maybe with a
+    /// new ifindex, MAC or address). Same interface: TX resumes on the kept socket. A new one:
+    /// the port's XDP program is attached to it, the worker binds a new socket, and the MFIB
+    /// entries naming the old ifindex are rewritten to the new one (counters kept). Refused
+    /// while the interface is down or has no IPv4 address. A port that is up on the same
+    /// ifindex is left alone. Returns the port as it now is.
+    pub fn attach_port(&mut self, name: &str) -> Result<PortInfo, DataplaneError> {
+        let port = self.port(name)?;
+        let i = port.index();
+        let iface = discover(name)?;
+        if !is_up(name) {
+            return Err(DataplaneError::Interface {
+                iface: name.to_owned(),
+                reason: "is down (IFF_UP not set)".into(),
+            });
+        }
+        let same = self.ports[i].ifindex == iface.ifindex.0;
+        match (self.ports[i].state, self.bound[i] && same) {
+            (PortState::Up, true) => return Ok(self.ports[i].clone()),
+            (PortState::Detached, true) => {
+                self.command(|done| Command::SetTx { port, enabled: true, done })?;
+                self.ports[i].state = PortState::Up;
+                tracing::info!(iface = %name, ifindex = iface.ifindex.0, "data plane port up again");
+                return Ok(self.ports[i].clone());
+            }
+            (_, false) => {
+                // A different device under the name (the old one went away unnoticed, or is
+                // gone now): its socket cannot be reused.
+                self.ports[i].state = PortState::Detached;
+                if self.bound[i] {
+                    self.close(port)?;
+                }
+            }
+        }
+        let old_ifindex = IfIndex(self.ports[i].ifindex);
+        let mut table = self.ifaces.clone();
+        table.replace(port, iface.clone())?;
+        let mode = self.programs[i].attach(name, self.settings.force_skb_mode)?;
+        let (bound, umem) = match self.bind_port(port, table.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                // Leaves the port as it was: detached, program not attached, no socket.
+                let _ = self.close(port);
+                let _ = self.programs[i].detach();
+                return Err(e);
+            }
+        };
+        self.bound[i] = true;
+        self.ifaces = table;
+        self.rename_in_mfib(old_ifindex, iface.ifindex);
+        tracing::info!(iface = %name, ifindex = iface.ifindex.0, xdp = %mode, bind = %bound.mode, ?umem, "data plane port attached");
+        self.ports[i] = PortInfo {
+            port: port.0,
+            name: iface.name,
+            ifindex: iface.ifindex.0,
+            mac: iface.mac,
+            ipv4: iface.ipv4,
+            mtu: iface.mtu,
+            xdp_mode: mode,
+            bind_mode: bound.mode,
+            queue: bound.queue,
+            umem,
+            state: PortState::Up,
+        };
+        Ok(self.ports[i].clone())
+    }
+
+    /// Starts a tap on `name` for `fanoutctl debug pcap`: copies of the frames the port
+    /// receives (and of those the pipeline transmits there, with `tx`), at most `snaplen`
+    /// bytes each, through `capacity` buffers allocated now. One tap at a time: a running one
+    /// is an error. Dropping the receiver stops the tap.
+    pub fn start_tap(
+        &mut self,
+        name: &str,
+        snaplen: usize,
+        capacity: usize,
+        tx: bool,
+    ) -> Result<TapReceiver, DataplaneError> {
+        let port = self.port(name)?;
+        if let Some(running) = self.tap.upgrade().filter(|r| !r.load(Ordering::Relaxed)) {
+            drop(running);
+            return Err(DataplaneError::TapBusy);
+        }
+        let (writer, receiver) = crate::tap::tap(port, snaplen, capacity, tx);
+        self.tap = receiver.stop_flag();
+        // Waits for the worker (at most one idle poll), so every frame after this returns is
+        // captured.
+        self.command(|done| Command::Tap { writer, done })?;
+        Ok(receiver)
+    }
+
+    fn port(&self, name: &str) -> Result<PortId, DataplaneError> {
+        self.ifaces
+            .port_by_name(name)
+            .ok_or_else(|| DataplaneError::UnknownInterface(name.to_owned()))
+    }
+
+    /// Sends a command to the worker and waits until it has been carried out.
+    fn command(&self, make: impl FnOnce(Sender<()>) -> Command) -> Result<(), DataplaneError> {
+        let (done, wait) = bounded(1);
+        self.commands.send(make(done)).map_err(|_| DataplaneError::WorkerGone)?;
+        wait.recv_timeout(COMMAND_TIMEOUT).map_err(|e| match e {
+            crossbeam::channel::RecvTimeoutError::Timeout => DataplaneError::WorkerTimeout,
+            crossbeam::channel::RecvTimeoutError::Disconnected => DataplaneError::WorkerGone,
+        })
+    }
+
+    /// Closes the port's socket and forgets the program's attachment (detaching it if the
+    /// device still has it).
+    fn close(&mut self, port: PortId) -> Result<(), DataplaneError> {
+        let i = port.index();
+        let closed = self.command(|done| Command::Close { port, done });
+        self.bound[i] = false;
+        if let Err(e) = self.programs[i].detach() {
+            let info = &self.ports[i];
+            // A removed interface took its XDP attachment with it.
+            if nix::net::if_::if_nametoindex(info.name.as_str()).ok() == Some(info.ifindex) {
+                return Err(e.into());
+            }
+        }
+        closed
+    }
+
+    /// Has the worker bind port `port` (with `table` for its pipeline) and puts the socket in
+    /// the XSKMAP of the port's (attached) program.
+    fn bind_port(
+        &self,
+        port: PortId,
+        table: InterfaceTable,
+    ) -> Result<(crate::xsk::BoundPort, UmemSharing), DataplaneError> {
+        let prog = &self.programs[port.index()];
+        let spec = PortSpec {
+            name: self.ports[port.index()].name.clone(),
+            queue: QUEUE,
+            try_zero_copy: !self.settings.force_copy_mode && prog.xsk_zero_copy_advertised(),
+        };
+        let (done, wait) = bounded(1);
+        self.commands
+            .send(Command::Attach { port, spec, table, done })
+            .map_err(|_| DataplaneError::WorkerGone)?;
+        let (bound, umem) = wait.recv_timeout(COMMAND_TIMEOUT).map_err(|e| match e {
+            crossbeam::channel::RecvTimeoutError::Timeout => DataplaneError::WorkerTimeout,
+            crossbeam::channel::RecvTimeoutError::Disconnected => DataplaneError::WorkerGone,
+        })??;
+        prog.register_xsk(bound.queue, bound.fd)?;
+        Ok((bound, umem))
+    }
+
+    /// Re-installs every MFIB entry naming `old` with `new` instead (the port behind both is
+    /// the same, so forwarding never depended on it; the specs the control plane reads do).
+    fn rename_in_mfib(&self, old: IfIndex, new: IfIndex) {
+        if old == new {
+            return;
+        }
+        let swap = |i: &mut IfIndex| {
+            if *i == old {
+                *i = new;
+            }
+        };
+        let mut updates = Vec::new();
+        for view in self.mfib.routes() {
+            let mut r = view.route;
+            if r.iif == old || r.oifs.iter().any(|o| o.ifindex == old) {
+                swap(&mut r.iif);
+                r.oifs.iter_mut().for_each(|o| swap(&mut o.ifindex));
+                updates.push(MfibUpdate::Install(r));
+            }
+        }
+        for view in self.mfib.overlay_routes() {
+            let mut r = view.route;
+            if r.deliver.iter().any(|o| o.ifindex == old) {
+                r.deliver.iter_mut().for_each(|o| swap(&mut o.ifindex));
+                updates.push(MfibUpdate::InstallOverlay(r));
+            }
+        }
+        for mut n in self.mfib.neighbors() {
+            if n.ifindex == old {
+                n.ifindex = new;
+                updates.push(MfibUpdate::SetNeighbor(n));
+            }
+        }
+        if updates.is_empty() {
+            return;
+        }
+        if let Err(e) = self.mfib.apply(&updates, &self.ifaces) {
+            // Cannot happen: every update names ports of the current table.
+            tracing::error!(error = %e, "renaming an ifindex in the MFIB failed");
+        }
     }
 
     /// The MFIB the worker forwards with: apply `MfibUpdate` batches through it.
@@ -338,9 +633,12 @@ impl Dataplane {
             None => Ok(()),
         };
         let mut detach = Ok(());
-        for prog in &mut self.programs {
+        for (prog, info) in self.programs.iter_mut().zip(&self.ports) {
             if let Err(e) = prog.detach() {
-                detach = Err(e.into());
+                // An interface removed since took its XDP attachment with it.
+                if nix::net::if_::if_nametoindex(info.name.as_str()).ok() == Some(info.ifindex) {
+                    detach = Err(e.into());
+                }
             }
         }
         joined.and(detach)
@@ -380,27 +678,43 @@ fn discover(name: &str) -> Result<Interface, DataplaneError> {
     Ok(Interface { ifindex: IfIndex(ifindex), name: name.to_owned(), mac, ipv4, mtu })
 }
 
+/// Whether `name` is administratively up (`IFF_UP`) in this network namespace.
+fn is_up(name: &str) -> bool {
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+        all.any(|ifa| {
+            ifa.interface_name == name && ifa.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP)
+        })
+    })
+}
+
 type Ready = Result<Vec<(crate::xsk::BoundPort, UmemSharing)>, DataplaneError>;
+
+/// The worker's channels to the handle.
+struct WorkerIo {
+    punts: Sender<Punt>,
+    ready: Sender<Ready>,
+    commands: Receiver<Command>,
+}
 
 fn worker_main(
     specs: &[PortSpec],
     xsk_config: XskConfig,
     mut pipeline: Pipeline,
+    pipeline_config: &PipelineConfig,
     mfib: &MfibHandle,
     shared: &Shared,
-    punt_tx: &Sender<Punt>,
-    ready: &Sender<Ready>,
+    io: &WorkerIo,
 ) {
     let mut ports = match XskPorts::open(specs, xsk_config) {
         Ok(p) => p,
         Err(e) => {
-            let _ = ready.send(Err(e.into()));
+            let _ = io.ready.send(Err(e.into()));
             return;
         }
     };
     let bound =
         (0..ports.len()).filter_map(|i| ports.bound(i)).map(|b| (b, ports.sharing())).collect();
-    if ready.send(Ok(bound)).is_err() {
+    if io.ready.send(Ok(bound)).is_err() {
         return;
     }
     let mut stats = LocalStats::new();
@@ -408,6 +722,11 @@ fn worker_main(
     let mut last_counters = start;
     let mut busy = false;
     while !shared.stop.load(Ordering::Relaxed) {
+        // One non-blocking look per round; commands are rare (interfaces coming and going).
+        while let Ok(cmd) = io.commands.try_recv() {
+            run_command(cmd, &mut ports, &mut pipeline, pipeline_config);
+        }
+        ports.tx().reap_tap();
         if let Err(e) = ports.poll(if busy { 0 } else { IDLE_POLL_MS }) {
             tracing::error!(error = %e, "poll on AF_XDP sockets failed");
             std::thread::sleep(Duration::from_millis(IDLE_POLL_MS as u64));
@@ -419,10 +738,11 @@ fn worker_main(
         for port in 0..ports.len() {
             let iif = PortId(port as u16);
             let n = ports.rx_batch(port, |frame, tx| {
+                tx.tap_rx(iif, frame);
                 if let Outcome::Punt(punt) =
                     pipeline.process(&table, iif, frame, now, tx, &mut stats)
                 {
-                    if punt_tx.try_send(punt).is_err() {
+                    if io.punts.try_send(punt).is_err() {
                         shared.punts_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -436,18 +756,58 @@ fn worker_main(
         let t = Instant::now();
         if t.duration_since(last_counters) >= XSK_COUNTER_PERIOD {
             last_counters = t;
-            let mut out = shared.xsk.lock().unwrap_or_else(PoisonError::into_inner);
-            for (i, slot) in out.iter_mut().enumerate() {
-                *slot = ports.counters(i);
-            }
+            publish_counters(&ports, shared);
         }
     }
     // Final flush and publish so counters read after stop() are complete.
     ports.flush_all();
     stats.publish(&shared.stats);
+    publish_counters(&ports, shared);
+}
+
+/// Socket counters of the attached ports (a detached port keeps its last values).
+fn publish_counters(ports: &XskPorts, shared: &Shared) {
     let mut out = shared.xsk.lock().unwrap_or_else(PoisonError::into_inner);
     for (i, slot) in out.iter_mut().enumerate() {
-        *slot = ports.counters(i);
+        if ports.is_attached(i) {
+            *slot = ports.counters(i);
+        }
+    }
+}
+
+fn run_command(
+    cmd: Command,
+    ports: &mut XskPorts,
+    pipeline: &mut Pipeline,
+    pipeline_config: &PipelineConfig,
+) {
+    match cmd {
+        Command::Close { port, done } => {
+            // Copies already queued for the port go out first where the socket still works.
+            ports.tx().flush(port.index());
+            if let Some(lost) = ports.detach(port.index()).filter(|n| *n > 0) {
+                tracing::warn!(%port, lost, "TX frames lost with the closed socket");
+            }
+            let _ = done.send(());
+        }
+        Command::SetTx { port, enabled, done } => {
+            ports.set_tx_enabled(port.index(), enabled);
+            let _ = done.send(());
+        }
+        Command::Tap { writer, done } => {
+            ports.tx().set_tap(Some(writer));
+            let _ = done.send(());
+        }
+        Command::Attach { port, spec, table, done } => {
+            let result =
+                Pipeline::new(pipeline_config, table).map_err(DataplaneError::from).and_then(|p| {
+                    let bound = ports.attach(port.index(), &spec)?;
+                    // The pipeline reads MAC and address of its ports from its table.
+                    *pipeline = p;
+                    Ok((bound, ports.sharing()))
+                });
+            let _ = done.send(result);
+        }
     }
 }
 

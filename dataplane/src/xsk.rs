@@ -36,6 +36,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 use crate::iface::PortId;
 use crate::pipeline::TxSink;
 use crate::stats::DropReason;
+use crate::tap::TapWriter;
 
 /// Bytes per UMEM frame (the kernel minimum). Data room per frame is this minus the 256-byte
 /// XDP headroom: 1792 bytes, enough for a 1500-byte MTU plus overlay encapsulation.
@@ -179,6 +180,8 @@ struct TxPort {
     tx_queued: u64,
     tx_completed: u64,
     tx_kicks: u64,
+    /// False while the interface is down: copies are refused as `no_oif`.
+    enabled: bool,
 }
 
 /// The transmit half of a worker's ports: the frame pools and every port's TX and completion
@@ -186,37 +189,58 @@ struct TxPort {
 /// the order given to [`XskPorts::open`]).
 pub struct XskTx {
     pools: Vec<Pool>,
-    ports: Vec<TxPort>,
+    /// Indexed by port id; `None` while the port is detached (interface gone or down).
+    ports: Vec<Option<TxPort>>,
     /// Scratch for completion-ring reads (length = ring size), so the hot path allocates nothing.
     comp_buf: Vec<FrameDesc>,
+    /// The running `debug pcap` tap, if any (see `crate::tap`).
+    tap: Option<TapWriter>,
 }
 
 impl fmt::Debug for XskTx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XskTx")
             .field("pools", &self.pools.len())
-            .field("ports", &self.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+            .field(
+                "ports",
+                &self.ports.iter().map(|p| p.as_ref().map(|p| p.name.as_str())).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 /// The AF_XDP ports of one worker.
 pub struct XskPorts {
-    rx: Vec<RxPort>,
+    /// Indexed by port id; `None` while the port is detached.
+    rx: Vec<Option<RxPort>>,
     /// Handles on the pools' UMEMs for reading received frames while `tx` is borrowed mutably
     /// (an RX frame and the TX frames written from it are always distinct frames).
     readers: Vec<Umem>,
     tx: XskTx,
     sharing: UmemSharing,
     rx_buf: Vec<FrameDesc>,
+    /// One per port slot; a detached port's fd is -1, which poll(2) skips.
     pollfds: Vec<libc::pollfd>,
+    /// What [`XskPorts::attach`] needs to bind a port again.
+    umem_config: UmemConfig,
+    ring_q: QueueSize,
+    frame_count: u32,
+    force_copy: bool,
+    /// Per port: the pool its frames come from, and the frames of its fill circulation (RX
+    /// frames go back to the fill ring they came from, so this set is fixed at bind time).
+    /// After the socket is closed these frames are free again: a port bound again reuses them.
+    pool_of: Vec<usize>,
+    fill_sets: Vec<Vec<FrameDesc>>,
+    /// Per port: a UMEM of its own, made when binding on its first pool failed at run time.
+    /// Replaced (and the old UMEM freed) on the next such attach.
+    dedicated: Vec<Option<usize>>,
 }
 
 impl fmt::Debug for XskPorts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("XskPorts");
         d.field("sharing", &self.sharing);
-        for p in &self.rx {
+        for p in self.rx.iter().flatten() {
             d.field(&p.name, &(p.queue, p.mode, p.pool));
         }
         d.finish_non_exhaustive()
@@ -270,10 +294,18 @@ impl XskPorts {
                 pools: Vec::new(),
                 ports: Vec::with_capacity(specs.len()),
                 comp_buf: vec![FrameDesc::default(); ring as usize],
+                tap: None,
             },
             sharing: UmemSharing::Shared,
             rx_buf: vec![FrameDesc::default(); config.batch.clamp(1, ring as usize)],
             pollfds: Vec::with_capacity(specs.len()),
+            umem_config,
+            ring_q,
+            frame_count: fc,
+            force_copy: config.force_copy,
+            pool_of: Vec::with_capacity(specs.len()),
+            fill_sets: Vec::with_capacity(specs.len()),
+            dedicated: vec![None; specs.len()],
         };
         let Some(first) = specs.first() else {
             return Ok(set);
@@ -306,40 +338,92 @@ impl XskPorts {
                 }
                 Err(e) => return Err(e),
             };
-            let (tx, rx, rings) = sockets;
-            let (fill, comp) =
-                rings.ok_or_else(|| XskError::NoFillRing { iface: spec.name.clone() })?;
-            let fd = rx.fd().as_raw_fd();
-            let mut rx_port = RxPort {
-                name: spec.name.clone(),
-                queue: spec.queue,
-                mode,
-                pool,
-                fd,
-                rx,
-                fill,
-                fill_backlog: Vec::with_capacity(ring as usize),
-                rx_frames: 0,
-            };
-            rx_port.fill_backlog.append(&mut fill_frames);
-            rx_port.refill();
-            set.rx.push(rx_port);
-            set.tx.ports.push(TxPort {
-                name: spec.name.clone(),
-                mode,
-                pool,
-                tx,
-                comp,
-                ring_size: ring,
-                pending: VecDeque::with_capacity(ring as usize),
-                outstanding: 0,
-                tx_queued: 0,
-                tx_completed: 0,
-                tx_kicks: 0,
-            });
-            set.pollfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+            set.pool_of.push(pool);
+            set.fill_sets.push(fill_frames.clone());
+            let (rx_port, tx_port) = make_port(spec, pool, mode, sockets, fill_frames, ring)?;
+            set.pollfds.push(libc::pollfd { fd: rx_port.fd, events: libc::POLLIN, revents: 0 });
+            set.rx.push(Some(rx_port));
+            set.tx.ports.push(Some(tx_port));
         }
         Ok(set)
+    }
+
+    /// Closes port `i`'s socket (the kernel drops it from the XSKMAP), keeping its slot so
+    /// port ids stay stable. Its fill frames (in user space or in the closed socket's rings)
+    /// and its pending copies are free again; copies already on its TX ring are lost with the
+    /// socket (none when the ring was drained; a device that vanished mid-send keeps a few).
+    /// Returns how many frames were lost, or `None` if the port was not attached.
+    pub fn detach(&mut self, i: usize) -> Option<u32> {
+        let (Some(rx), Some(tx)) = (
+            self.rx.get_mut(i).and_then(Option::take),
+            self.tx.ports.get_mut(i).and_then(Option::take),
+        ) else {
+            return None;
+        };
+        self.pollfds[i].fd = -1;
+        // The backlog is part of the fill set, which stays recorded for the next bind.
+        drop(rx);
+        self.tx.pools[tx.pool].free.extend(tx.pending);
+        Some(tx.outstanding)
+    }
+
+    /// Binds port `i` again after [`XskPorts::detach`] (`i < len()`): on its pool with its
+    /// old fill frames when the kernel accepts that (no new memory), otherwise on a UMEM of
+    /// its own (which needs locked memory: CAP_IPC_LOCK or RLIMIT_MEMLOCK room).
+    pub fn attach(&mut self, i: usize, spec: &PortSpec) -> Result<BoundPort, XskError> {
+        if i >= self.rx.len() {
+            return Err(XskError::TooManyPorts { max: self.rx.len() });
+        }
+        self.detach(i);
+        let ring = self.frame_count / 2;
+        let pool = self.pool_of[i];
+        let (pool, sockets, mode, fill) = match bind(
+            spec,
+            &self.tx.pools[pool].umem,
+            self.ring_q,
+            self.force_copy,
+        ) {
+            Ok((sockets, mode)) => (pool, sockets, mode, self.fill_sets[i].clone()),
+            Err(first) => {
+                tracing::warn!(iface = %spec.name, error = %first, "binding on the port's UMEM again failed; using a UMEM of its own");
+                let fresh = new_pool(&spec.name, self.umem_config, self.frame_count)?;
+                let idx = match self.dedicated[i] {
+                    Some(idx) => {
+                        // Only this (detached) port ever used that pool.
+                        self.readers[idx] = fresh.umem.clone();
+                        self.tx.pools[idx] = fresh;
+                        idx
+                    }
+                    None => self.add_pool(fresh),
+                };
+                self.dedicated[i] = Some(idx);
+                let fill = self.tx.take_free(idx, ring);
+                let (sockets, mode) =
+                    bind(spec, &self.tx.pools[idx].umem, self.ring_q, self.force_copy)?;
+                self.sharing = UmemSharing::PerPort;
+                self.pool_of[i] = idx;
+                self.fill_sets[i].clone_from(&fill);
+                (idx, sockets, mode, fill)
+            }
+        };
+        let (rx_port, tx_port) = make_port(spec, pool, mode, sockets, fill, ring)?;
+        self.pollfds[i] = libc::pollfd { fd: rx_port.fd, events: libc::POLLIN, revents: 0 };
+        self.rx[i] = Some(rx_port);
+        self.tx.ports[i] = Some(tx_port);
+        self.bound(i).ok_or(XskError::TooManyPorts { max: self.rx.len() })
+    }
+
+    /// Stops (`false`) or resumes (`true`) transmitting on port `i` without closing its
+    /// socket: for an interface that is down but still exists (its socket stays bound).
+    pub fn set_tx_enabled(&mut self, i: usize, enabled: bool) {
+        if let Some(Some(p)) = self.tx.ports.get_mut(i) {
+            p.enabled = enabled;
+        }
+    }
+
+    /// Whether port `i` has a bound socket.
+    pub fn is_attached(&self, i: usize) -> bool {
+        self.rx.get(i).is_some_and(Option::is_some)
     }
 
     fn add_pool(&mut self, pool: Pool) -> usize {
@@ -362,7 +446,7 @@ impl XskPorts {
 
     /// Port `i` as bound (same order as the specs given to [`XskPorts::open`]).
     pub fn bound(&self, i: usize) -> Option<BoundPort> {
-        self.rx.get(i).map(|p| BoundPort {
+        self.rx.get(i).and_then(Option::as_ref).map(|p| BoundPort {
             name: p.name.clone(),
             queue: p.queue,
             mode: p.mode,
@@ -372,7 +456,7 @@ impl XskPorts {
 
     /// The socket of port `i`, to insert into the XSKMAP.
     pub fn fd(&self, i: usize) -> Option<BorrowedFd<'_>> {
-        self.rx.get(i).map(|p| {
+        self.rx.get(i).and_then(Option::as_ref).map(|p| {
             // SAFETY: the fd belongs to the socket `p.rx` keeps open; the borrow is tied to
             // `&self`, which owns `p.rx`.
             unsafe { BorrowedFd::borrow_raw(p.fd) }
@@ -404,7 +488,7 @@ impl XskPorts {
     /// Receives one batch from port `port` and calls `each(frame, tx)` per received frame, then
     /// returns the frames to the port's fill ring. Returns the number of frames.
     pub fn rx_batch<F: FnMut(&[u8], &mut XskTx)>(&mut self, port: usize, mut each: F) -> usize {
-        let Some(p) = self.rx.get_mut(port) else {
+        let Some(p) = self.rx.get_mut(port).and_then(Option::as_mut) else {
             return 0;
         };
         // SAFETY: `rx_buf` entries are only overwritten by the ring (their previous values were
@@ -443,7 +527,7 @@ impl XskPorts {
 
     /// Our counters plus the kernel's `XDP_STATISTICS` for port `port`.
     pub fn counters(&self, port: usize) -> XskCounters {
-        let (Some(r), Some(t)) = (self.rx.get(port), self.tx.ports.get(port)) else {
+        let (Some(Some(r)), Some(Some(t))) = (self.rx.get(port), self.tx.ports.get(port)) else {
             return XskCounters::default();
         };
         let mut c = XskCounters {
@@ -465,6 +549,26 @@ impl XskPorts {
 }
 
 impl XskTx {
+    /// Starts (`Some`) or ends (`None`) the tap.
+    pub fn set_tap(&mut self, tap: Option<TapWriter>) {
+        self.tap = tap;
+    }
+
+    /// Ends a tap whose receiver has gone.
+    pub fn reap_tap(&mut self) {
+        if self.tap.as_ref().is_some_and(TapWriter::is_stopped) {
+            self.tap = None;
+        }
+    }
+
+    /// Offers a received frame of `port` to the tap.
+    #[inline]
+    pub fn tap_rx(&mut self, port: PortId, frame: &[u8]) {
+        if let Some(t) = &mut self.tap {
+            t.copy(port, frame, false);
+        }
+    }
+
     fn take_free(&mut self, pool: usize, n: u32) -> Vec<FrameDesc> {
         let free = &mut self.pools[pool].free;
         let at = free.len().saturating_sub(n as usize);
@@ -473,18 +577,21 @@ impl XskTx {
 
     /// Free TX frames in the pool of port `port`.
     pub fn free_frames(&self, port: usize) -> usize {
-        self.ports.get(port).map_or(0, |p| self.pools[p.pool].free.len())
+        self.ports.get(port).and_then(Option::as_ref).map_or(0, |p| self.pools[p.pool].free.len())
     }
 
     /// Copies queued on port `port` not yet handed to the kernel or not yet completed.
     pub fn in_flight(&self, port: usize) -> usize {
-        self.ports.get(port).map_or(0, |p| p.pending.len() + p.outstanding as usize)
+        self.ports
+            .get(port)
+            .and_then(Option::as_ref)
+            .map_or(0, |p| p.pending.len() + p.outstanding as usize)
     }
 
     /// Puts pending copies of port `port` on its TX ring, kicks the kernel until the ring drains
     /// (or stops making progress), and reclaims completed frames into the pool.
     pub fn flush(&mut self, port: usize) {
-        let Some(p) = self.ports.get_mut(port) else {
+        let Some(p) = self.ports.get_mut(port).and_then(Option::as_mut) else {
             return;
         };
         let pool = &mut self.pools[p.pool];
@@ -603,6 +710,48 @@ fn new_pool(iface: &str, config: UmemConfig, frames: u32) -> Result<Pool, XskErr
 
 type Sockets = (TxQueue, RxQueue, Option<(FillQueue, CompQueue)>);
 
+/// The RX and TX halves of a freshly bound socket, its fill ring primed with `fill_frames`.
+fn make_port(
+    spec: &PortSpec,
+    pool: usize,
+    mode: BindMode,
+    sockets: Sockets,
+    mut fill_frames: Vec<FrameDesc>,
+    ring: u32,
+) -> Result<(RxPort, TxPort), XskError> {
+    let (tx, rx, rings) = sockets;
+    let (fill, comp) = rings.ok_or_else(|| XskError::NoFillRing { iface: spec.name.clone() })?;
+    let fd = rx.fd().as_raw_fd();
+    let mut rx_port = RxPort {
+        name: spec.name.clone(),
+        queue: spec.queue,
+        mode,
+        pool,
+        fd,
+        rx,
+        fill,
+        fill_backlog: Vec::with_capacity(ring as usize),
+        rx_frames: 0,
+    };
+    rx_port.fill_backlog.append(&mut fill_frames);
+    rx_port.refill();
+    let tx_port = TxPort {
+        name: spec.name.clone(),
+        mode,
+        pool,
+        tx,
+        comp,
+        ring_size: ring,
+        pending: VecDeque::with_capacity(ring as usize),
+        outstanding: 0,
+        tx_queued: 0,
+        tx_completed: 0,
+        tx_kicks: 0,
+        enabled: true,
+    };
+    Ok((rx_port, tx_port))
+}
+
 /// Binds a socket for `spec` on `umem`: zero-copy first when allowed, else copy mode.
 fn bind(
     spec: &PortSpec,
@@ -651,8 +800,13 @@ impl TxSink for XskTx {
         if len > DATA_ROOM {
             return Err(DropReason::TooBig);
         }
-        let Some(p) = self.ports.get_mut(port.index()) else {
+        let Some(slot) = self.ports.get_mut(port.index()) else {
             return Err(DropReason::NoFrame);
+        };
+        // A detached port (interface gone or down) takes no copies: the copy is not eligible,
+        // like one below the TTL threshold, and is counted on that port as such.
+        let Some(p) = slot.as_mut().filter(|p| p.enabled) else {
+            return Err(DropReason::NoOif);
         };
         if p.pending.len() >= p.ring_size as usize {
             return Err(DropReason::TxRingFull);
@@ -668,6 +822,9 @@ impl TxSink for XskTx {
         // `len <= DATA_ROOM`, the frame's data capacity, so set_pos does not clamp.
         data.cursor().set_pos(len);
         fill(data.contents_mut());
+        if let Some(t) = &mut self.tap {
+            t.copy(port, data.contents(), true);
+        }
         p.pending.push_back(desc);
         Ok(())
     }

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 
 use dataplane::bpf::{action, XdpCounters, XdpProgram};
 use dataplane::loopback::testing::UdpFrame;
+use netns::testnet::{End, TestNet};
 
 const OVERLAY_PORT: u16 = 4790;
 
@@ -234,49 +235,29 @@ fn counters_sum_and_clear() {
     assert_eq!(prog.counters().expect("counters"), XdpCounters::default());
 }
 
-/// A network namespace with one veth pair, removed on drop (with its veths).
-struct NetNs {
-    name: String,
-}
-
-impl NetNs {
-    fn new(dev: &str, peer: &str) -> NetNs {
-        let ns = NetNs { name: format!("h3t-{}-{dev}", std::process::id()) };
-        let run = |args: &[&str]| {
-            let st = std::process::Command::new("ip").args(args).status().expect("run ip");
-            assert!(st.success(), "ip {args:?} failed");
-        };
-        run(&["netns", "add", &ns.name]);
-        run(&["-n", &ns.name, "link", "add", dev, "type", "veth", "peer", "name", peer]);
-        run(&["-n", &ns.name, "link", "set", dev, "up"]);
-        run(&["-n", &ns.name, "link", "set", peer, "up"]);
-        ns
-    }
-
-    fn enter(&self) {
-        let f = std::fs::File::open(format!("/run/netns/{}", self.name)).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
+/// A namespace with one veth pair (removed on drop with the [`TestNet`]); returns the namespace
+/// and the veth end the program is attached to.
+fn one_veth(net: &mut TestNet) -> (String, String) {
+    let ns = net.add_ns("x").expect("namespace");
+    let (dev, peer) = (net.ifname("a").expect("ifname"), net.ifname("b").expect("ifname"));
+    net.veth(End::bare(&ns, &dev), End::bare(&ns, &peer)).expect("veth");
+    (ns, dev)
 }
 
 #[test]
 fn a_registered_socket_turns_ours_into_redirect() {
-    use dataplane::xsk::{PortSpec, XskConfig, XskPorts};
     require_root!();
-    let dev = format!("t{}x", std::process::id() % 1_000_000);
-    let ns = NetNs::new(&dev, &format!("{dev}p"));
-    // Only this test's thread moves into the namespace (libtest runs each test on its own).
-    ns.enter();
-    let mut prog = XdpProgram::load(&dev, OVERLAY_PORT).expect("load");
-    prog.attach(&dev, false).expect("attach");
+    let mut net = TestNet::new("bx");
+    let (ns, dev) = one_veth(&mut net);
+    net.run_in(&ns, || redirect_with_a_registered_socket(&dev)).expect("enter namespace");
+}
+
+fn redirect_with_a_registered_socket(dev: &str) {
+    use dataplane::xsk::{PortSpec, XskConfig, XskPorts};
+    let mut prog = XdpProgram::load(dev, OVERLAY_PORT).expect("load");
+    prog.attach(dev, false).expect("attach");
     let ports = XskPorts::open(
-        &[PortSpec { name: dev.clone(), queue: 0, try_zero_copy: false }],
+        &[PortSpec { name: dev.to_owned(), queue: 0, try_zero_copy: false }],
         XskConfig { frame_count: 64, force_copy: true, batch: 16 },
     )
     .expect("bind an AF_XDP socket");
@@ -305,4 +286,45 @@ fn a_registered_socket_turns_ours_into_redirect() {
     assert_eq!(delta, only(|c| &mut c.redirect_failed));
     drop(ports);
     prog.detach().expect("detach");
+}
+
+/// The id of the XDP program attached to `dev` in `ns`, if any.
+fn attached_prog_id(net: &TestNet, ns: &str, dev: &str) -> Option<u32> {
+    let out = net.ip(ns, &["-d", "link", "show", "dev", dev]).expect("ip link show");
+    let at = out.find("prog/xdp id ")? + "prog/xdp id ".len();
+    out[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// A fanoutd killed with SIGKILL leaves its program attached with no process holding it: the
+/// next start must take the interface over. A program a live process holds (another fanoutd on
+/// the same interface) must not be touched.
+#[test]
+fn an_orphaned_fanout_program_is_replaced_but_a_held_one_is_not() {
+    require_root!();
+    let mut net = TestNet::new("bo");
+    let (ns, dev) = one_veth(&mut net);
+    // `ip` loads and attaches the program and exits: nobody holds it any more.
+    let obj = concat!(env!("OUT_DIR"), "/fanout_xdp.bpf.o");
+    net.ip(&ns, &["link", "set", "dev", &dev, "xdpdrv", "obj", obj, "sec", "xdp"])
+        .expect("attach with ip");
+    let orphan = attached_prog_id(&net, &ns, &dev).expect("orphan attached");
+    let mut prog = net
+        .run_in(&ns, || {
+            let mut prog = XdpProgram::load(&dev, OVERLAY_PORT).expect("load");
+            prog.attach(&dev, false).expect("the orphan is replaced");
+            prog
+        })
+        .expect("enter namespace");
+    let ours = attached_prog_id(&net, &ns, &dev).expect("ours attached");
+    assert_ne!(ours, orphan);
+    let second = net
+        .run_in(&ns, || {
+            let mut other = XdpProgram::load(&dev, OVERLAY_PORT).expect("load");
+            other.attach(&dev, false).map(|_| ())
+        })
+        .expect("enter namespace");
+    assert!(second.is_err(), "a program held by a live process was replaced");
+    assert_eq!(attached_prog_id(&net, &ns, &dev), Some(ours));
+    net.run_in(&ns, || prog.detach()).expect("enter namespace").expect("detach");
+    assert_eq!(attached_prog_id(&net, &ns, &dev), None);
 }

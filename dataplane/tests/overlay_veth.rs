@@ -19,8 +19,7 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use dataplane::mfib::{IfIndex, MfibRoute, MfibUpdate, Neighbor, Oif, OverlayRout
 use dataplane::overlay::{OverlayConfig, OverlayKey};
 use dataplane::stats::{DropReason, StatsSnapshot};
 use dataplane::worker::{Dataplane, DataplaneConfig, PortIoStats};
+use netns::testnet::{privileged, thread_in, End, TestNet};
 use socket2::{Domain, Protocol, Socket, Type};
 use wire::ipv4::{Ipv4Options, Ipv4Packet, Ipv4Repr, Protocol as IpProtocol};
 use wire::overlay::{MessageType, OverlayPacket, OverlayRepr, AUTH_TAG_LEN, HEADER_LEN};
@@ -53,154 +53,67 @@ const BURST: u32 = 1000;
 const PAYLOAD: usize = 100;
 const SENDER_TTL: u8 = 8;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out =
-        Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 fn mac_str(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.map(|b| format!("{b:02x}")).join(":")
 }
 
-/// Five namespaces, four veth pairs; deleted on drop (deleting a namespace removes its veths).
+/// Five namespaces and four veth pairs, removed on drop with the [`TestNet`].
 struct Topology {
+    net: TestNet,
     /// S, A, M, B, R.
     ns: [String; 5],
-    s: String,
     a_lan: String,
     a_wan: String,
-    ma: String,
-    mb: String,
     b_wan: String,
     b_lan: String,
-    r: String,
 }
 
 impl Topology {
     fn new() -> Topology {
-        let id =
-            format!("{}{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::Relaxed));
-        let t = Topology {
-            ns: ["s", "a", "m", "b", "r"].map(|n| format!("h13o-{id}-{n}")),
-            s: format!("o{id}s"),
-            a_lan: format!("o{id}al"),
-            a_wan: format!("o{id}aw"),
-            ma: format!("o{id}ma"),
-            mb: format!("o{id}mb"),
-            b_wan: format!("o{id}bw"),
-            b_lan: format!("o{id}bl"),
-            r: format!("o{id}r"),
-        };
-        if let Err(e) = t.setup() {
-            // `t` is dropped here: the namespaces created so far are removed.
-            panic!("topology setup failed: {e}");
+        let mut net = TestNet::new("ov");
+        let ns = ["s", "a", "m", "b", "r"].map(|n| net.add_ns(n).expect("namespace"));
+        let [s, a_lan, a_wan, ma, mb, b_wan, b_lan, r] =
+            ["s", "al", "aw", "ma", "mb", "bw", "bl", "r"].map(|d| net.ifname(d).expect("ifname"));
+        let [ns_s, na, nm, nb, nr] = &ns;
+        let cidr = |addr: Ipv4Addr| format!("{addr}/24");
+        let pairs = [
+            ((ns_s, &s, S_ADDR), (na, &a_lan, A_LAN)),
+            ((na, &a_wan, A_WAN), (nm, &ma, M_A)),
+            ((nm, &mb, M_B), (nb, &b_wan, B_WAN)),
+            ((nb, &b_lan, B_LAN), (nr, &r, R_ADDR)),
+        ];
+        for ((ln, l, laddr), (rn, r, raddr)) in pairs {
+            let (lc, rc) = (cidr(laddr), cidr(raddr));
+            net.veth(End::new(ln, l, &lc), End::new(rn, r, &rc)).expect("veth");
         }
-        t
-    }
-
-    fn setup(&self) -> Result<(), String> {
-        let [ns, na, nm, nb, nr] = &self.ns;
-        for n in &self.ns {
-            sh(&["ip", "netns", "add", n])?;
-            sh(&["ip", "-n", n, "link", "set", "lo", "up"])?;
-            for key in ["all", "default"] {
-                let disable = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-                sh(&["ip", "netns", "exec", n, "sysctl", "-qw", &disable])?;
-            }
-        }
-        for (l, ln, r, rn) in [
-            (&self.s, ns, &self.a_lan, na),
-            (&self.a_wan, na, &self.ma, nm),
-            (&self.mb, nm, &self.b_wan, nb),
-            (&self.b_lan, nb, &self.r, nr),
-        ] {
-            sh(&[
-                "ip", "link", "add", l, "netns", ln, "type", "veth", "peer", "name", r, "netns", rn,
-            ])?;
-        }
-        for (n, dev, mac) in
-            [(nm, &self.ma, MAC_MA), (nm, &self.mb, MAC_MB), (nb, &self.b_wan, MAC_BW)]
-        {
-            sh(&["ip", "-n", n, "link", "set", "dev", dev, "address", &mac_str(mac)])?;
-        }
-        for (n, dev, addr) in [
-            (ns, &self.s, S_ADDR),
-            (na, &self.a_lan, A_LAN),
-            (na, &self.a_wan, A_WAN),
-            (nm, &self.ma, M_A),
-            (nm, &self.mb, M_B),
-            (nb, &self.b_wan, B_WAN),
-            (nb, &self.b_lan, B_LAN),
-            (nr, &self.r, R_ADDR),
-        ] {
-            sh(&["ip", "-n", n, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            // Checksum offload leaves CHECKSUM_PARTIAL packets whose UDP checksum is only
-            // finished by the driver: wrong once XDP redirects them to user space.
-            sh(&["ip", "netns", "exec", n, "ethtool", "-K", dev, "tx", "off", "rx", "off"])?;
-            sh(&["ip", "-n", n, "link", "set", dev, "up"])?;
+        for (n, dev, mac) in [(nm, &ma, MAC_MA), (nm, &mb, MAC_MB), (nb, &b_wan, MAC_BW)] {
+            net.ip(n, &["link", "set", "dev", dev, "address", &mac_str(mac)]).expect("mac");
         }
         // M: a plain unicast IPv4 router, nothing multicast.
-        sh(&["ip", "netns", "exec", nm, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        net.sysctl(nm, "net.ipv4.ip_forward", "1").expect("forwarding");
         // A permanent neighbour: M's first forwarded packets must not wait in an ARP queue.
         let bw = B_WAN.to_string();
-        sh(&[
-            "ip",
-            "-n",
-            nm,
-            "neigh",
-            "replace",
-            &bw,
-            "lladdr",
-            &mac_str(MAC_BW),
-            "dev",
-            &self.mb,
-        ])?;
+        net.ip(nm, &["neigh", "replace", &bw, "lladdr", &mac_str(MAC_BW), "dev", &mb])
+            .expect("neighbour");
         // A's and B's kernels route to each other through M (the forged packets come from A's
         // kernel); the data planes do not use these routes.
         let m_a = M_A.to_string();
-        sh(&["ip", "-n", na, "route", "add", "10.93.0.0/24", "via", &m_a])?;
-        sh(&[
-            "ip",
-            "-n",
-            na,
-            "neigh",
-            "replace",
-            &m_a,
-            "lladdr",
-            &mac_str(MAC_MA),
-            "dev",
-            &self.a_wan,
-        ])?;
-        sh(&["ip", "-n", nb, "route", "add", "10.92.0.0/24", "via", &M_B.to_string()])?;
-        sh(&["ip", "-n", nr, "route", "add", "default", "via", &B_LAN.to_string()])?;
-        Ok(())
+        net.ip(na, &["route", "add", "10.93.0.0/24", "via", &m_a]).expect("route");
+        net.ip(na, &["neigh", "replace", &m_a, "lladdr", &mac_str(MAC_MA), "dev", &a_wan])
+            .expect("neighbour");
+        net.ip(nb, &["route", "add", "10.92.0.0/24", "via", &M_B.to_string()]).expect("route");
+        net.ip(nr, &["route", "add", "default", "via", &B_LAN.to_string()]).expect("route");
+        Topology { net, ns, a_lan, a_wan, b_wan, b_lan }
     }
-}
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in &self.ns {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
+    fn ifindex(&self, ns: usize, dev: &str) -> IfIndex {
+        IfIndex(self.net.ifindex(&self.ns[ns], dev).expect("ifindex"))
     }
-}
 
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-}
-
-/// The ifindex of `name` in namespace `ns`; switches the calling thread into `ns`.
-fn ifindex_in(ns: &str, name: &str) -> IfIndex {
-    enter(ns);
-    IfIndex(nix::net::if_::if_nametoindex(name).expect("ifindex"))
+    /// Runs `f` inside namespace `ns` (a Dataplane started there keeps its workers there).
+    fn run_in<R: Send>(&self, ns: usize, f: impl FnOnce() -> R + Send) -> R {
+        self.net.run_in(&self.ns[ns], f).expect("enter namespace")
+    }
 }
 
 fn payload(seq: u32) -> Vec<u8> {
@@ -210,9 +123,8 @@ fn payload(seq: u32) -> Vec<u8> {
 }
 
 /// Sends datagrams `first..first + count` from S to the group, TTL 8, 50 per millisecond.
-fn send(ns: String, first: u32, count: u32) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        enter(&ns);
+fn send(ns: &str, first: u32, count: u32) -> std::thread::JoinHandle<()> {
+    thread_in(ns, move || {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
         s.bind(&SocketAddrV4::new(S_ADDR, 0).into()).expect("bind");
         s.set_multicast_if_v4(&S_ADDR).expect("IP_MULTICAST_IF");
@@ -253,14 +165,13 @@ impl Received {
 /// Receives the group's datagrams in R (raw socket: the IP header shows the TTL) until
 /// `count` arrived or `idle` passes without one.
 fn receive(
-    ns: String,
+    ns: &str,
     first: u32,
     count: u32,
     idle: Duration,
     ready: std::sync::mpsc::Sender<()>,
 ) -> std::thread::JoinHandle<Received> {
-    std::thread::spawn(move || {
-        enter(&ns);
+    thread_in(ns, move || {
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).expect("raw socket");
         s.join_multicast_v4(&GROUP, &R_ADDR).expect("IP_ADD_MEMBERSHIP");
         s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
@@ -329,9 +240,8 @@ struct Wire {
     other: u64,
 }
 
-fn sniff(ns: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Wire> {
-    std::thread::spawn(move || {
-        enter(&ns);
+fn sniff(ns: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Wire> {
+    thread_in(ns, move || {
         let eth_p_all = i32::from((libc::ETH_P_ALL as u16).to_be());
         let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(eth_p_all)))
             .expect("AF_PACKET socket");
@@ -381,27 +291,31 @@ impl Harness {
             send_key: keys.first().map(|k| k.id),
             ..OverlayConfig::default()
         };
-        // Each Dataplane runs in the namespace of the thread that starts it (its worker
-        // inherits it); this thread moves between them.
-        enter(&topo.ns[1]);
-        let a = Dataplane::start(DataplaneConfig {
-            interfaces: vec![topo.a_lan.clone(), topo.a_wan.clone()],
-            overlay_port: OVERLAY_PORT,
-            overlay: overlay(keys_a),
-            ..DataplaneConfig::default()
-        })
-        .expect("Dataplane::start in A");
-        enter(&topo.ns[3]);
-        let b = Dataplane::start(DataplaneConfig {
-            interfaces: vec![topo.b_wan.clone(), topo.b_lan.clone()],
-            overlay_port: OVERLAY_PORT,
-            overlay: overlay(keys_b),
-            ..DataplaneConfig::default()
-        })
-        .expect("Dataplane::start in B");
+        // Each Dataplane runs in the namespace of the thread that starts it (its workers
+        // inherit it).
+        let a = topo
+            .run_in(1, || {
+                Dataplane::start(DataplaneConfig {
+                    interfaces: vec![topo.a_lan.clone(), topo.a_wan.clone()],
+                    overlay_port: OVERLAY_PORT,
+                    overlay: overlay(keys_a),
+                    ..DataplaneConfig::default()
+                })
+            })
+            .expect("Dataplane::start in A");
+        let b = topo
+            .run_in(3, || {
+                Dataplane::start(DataplaneConfig {
+                    interfaces: vec![topo.b_wan.clone(), topo.b_lan.clone()],
+                    overlay_port: OVERLAY_PORT,
+                    overlay: overlay(keys_b),
+                    ..DataplaneConfig::default()
+                })
+            })
+            .expect("Dataplane::start in B");
 
-        let a_lan = ifindex_in(&topo.ns[1], &topo.a_lan);
-        let a_wan = ifindex_in(&topo.ns[1], &topo.a_wan);
+        let a_lan = topo.ifindex(1, &topo.a_lan);
+        let a_wan = topo.ifindex(1, &topo.a_wan);
         a.mfib()
             .apply(
                 &[
@@ -418,7 +332,7 @@ impl Harness {
                 a.interface_table(),
             )
             .expect("routes in A");
-        let b_lan = ifindex_in(&topo.ns[3], &topo.b_lan);
+        let b_lan = topo.ifindex(3, &topo.b_lan);
         b.mfib()
             .apply(
                 &[MfibUpdate::InstallOverlay(OverlayRoute {
@@ -445,13 +359,13 @@ impl Harness {
     /// Sends a paced burst from S while R and the sniffer in M listen.
     fn burst(&self, first: u32, count: u32, idle: Duration) -> (Received, Wire) {
         let stop = Arc::new(AtomicBool::new(false));
-        let sniffer = sniff(self.topo.ns[2].clone(), Arc::clone(&stop));
+        let sniffer = sniff(&self.topo.ns[2], Arc::clone(&stop));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let rx = receive(self.topo.ns[4].clone(), first, count, idle, ready_tx);
+        let rx = receive(&self.topo.ns[4], first, count, idle, ready_tx);
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("receiver ready");
         // The sniffer's socket exists once its thread has run for a moment.
         std::thread::sleep(Duration::from_millis(100));
-        send(self.topo.ns[0].clone(), first, count).join().expect("sender");
+        send(&self.topo.ns[0], first, count).join().expect("sender");
         let got = rx.join().expect("receiver");
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
@@ -460,10 +374,9 @@ impl Harness {
 
     /// Stops each data plane inside its own namespace (detaching XDP uses netlink there).
     fn stop(mut self) {
-        enter(&self.topo.ns[1]);
-        self.a.take().expect("A").stop().expect("stop A");
-        enter(&self.topo.ns[3]);
-        self.b.take().expect("B").stop().expect("stop B");
+        let (a, b) = (self.a.take().expect("A"), self.b.take().expect("B"));
+        self.topo.run_in(1, || a.stop()).expect("stop A");
+        self.topo.run_in(3, || b.stop()).expect("stop B");
     }
 }
 
@@ -528,20 +441,9 @@ fn assert_delivered(h: &Harness, first: u32, got: &Received, wire: Wire) {
     assert_eq!(wire.group_multicast, 0, "{wire:?}");
 }
 
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
-        false
-    }
-}
-
 /// An overlay packet from A's kernel (not A's data plane) to B's overlay port.
 fn inject(ns: &str, packets: Vec<Vec<u8>>) {
-    let ns = ns.to_owned();
-    std::thread::spawn(move || {
-        enter(&ns);
+    thread_in(ns, move || {
         let s = std::net::UdpSocket::bind((A_WAN, 0)).expect("bind");
         for p in packets {
             s.send_to(&p, (B_WAN, OVERLAY_PORT)).expect("send forged");
@@ -595,7 +497,7 @@ fn forged(seq: u32, auth: bool) -> Vec<u8> {
 
 #[test]
 fn overlay_crosses_a_unicast_router_and_rejects_malformed_headers() {
-    if !is_root() {
+    if !privileged() {
         return;
     }
     let h = Harness::new(&[], &[]);
@@ -636,7 +538,7 @@ fn key(id: u8, secret: &[u8]) -> OverlayKey {
 
 #[test]
 fn authenticated_overlay_delivers_and_rejects_forged_tags() {
-    if !is_root() {
+    if !privileged() {
         return;
     }
     let k = [key(1, b"fanout-h13-shared-secret")];
@@ -666,7 +568,7 @@ fn authenticated_overlay_delivers_and_rejects_forged_tags() {
 
 #[test]
 fn overlay_with_mismatched_secret_delivers_nothing() {
-    if !is_root() {
+    if !privileged() {
         return;
     }
     let h = Harness::new(&[key(1, b"fanout-h13-secret-A")], &[key(1, b"fanout-h13-secret-B")]);

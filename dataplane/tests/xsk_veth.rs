@@ -12,14 +12,13 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::mfib::{IfIndex, MfibRoute, MfibUpdate, Oif};
 use dataplane::stats::DropReason;
 use dataplane::worker::{Dataplane, DataplaneConfig};
 use dataplane::xsk::BindMode;
+use netns::testnet::{privileged, thread_in, End, TestNet};
 use socket2::{Domain, Protocol, Socket, Type};
 use wire::ipv4::Ipv4Packet;
 use wire::udp::UdpPacket;
@@ -34,110 +33,53 @@ const BURST: u32 = 2000;
 const PAYLOAD: usize = 64;
 const OVERLAY_PORT: u16 = 4790;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out =
-        Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// Three namespaces and two veth pairs; deleted on drop (deleting a namespace removes its veths).
+/// Three namespaces (A, R, B) and two veth pairs, removed on drop with the [`TestNet`].
 struct Topology {
+    net: TestNet,
     ns: [String; 3],
-    /// Interface names: aR (in A), rA and rB (in R), bR (in B).
-    a: String,
+    /// R's interfaces: rA (toward A) and rB (toward B).
     ra: String,
     rb: String,
-    b: String,
 }
 
 impl Topology {
     fn new(peer_xdp: bool) -> Topology {
-        let id =
-            format!("{}{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::Relaxed));
-        let t = Topology {
-            ns: [format!("h3x-{id}-a"), format!("h3x-{id}-r"), format!("h3x-{id}-b")],
-            a: format!("x{id}a"),
-            ra: format!("x{id}ra"),
-            rb: format!("x{id}rb"),
-            b: format!("x{id}b"),
-        };
-        if let Err(e) = t.setup(peer_xdp) {
-            // `t` is dropped here: the namespaces created so far are removed.
-            panic!("topology setup failed: {e}");
-        }
-        t
-    }
-
-    fn setup(&self, peer_xdp: bool) -> Result<(), String> {
-        let [na, nr, nb] = &self.ns;
-        for ns in &self.ns {
-            sh(&["ip", "netns", "add", ns])?;
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-            sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ])?;
-        }
-        sh(&[
-            "ip", "link", "add", &self.a, "netns", na, "type", "veth", "peer", "name", &self.ra,
-            "netns", nr,
-        ])?;
-        sh(&[
-            "ip", "link", "add", &self.rb, "netns", nr, "type", "veth", "peer", "name", &self.b,
-            "netns", nb,
-        ])?;
-        for (ns, dev, addr) in [
-            (na, &self.a, A_ADDR),
-            (nr, &self.ra, RA_ADDR),
-            (nr, &self.rb, RB_ADDR),
-            (nb, &self.b, B_ADDR),
-        ] {
-            sh(&["ip", "-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            // Checksum offload leaves CHECKSUM_PARTIAL packets whose UDP checksum is only
-            // finished by the driver: wrong once XDP redirects them to user space.
-            sh(&["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"])?;
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-        }
-        // Unicast control traffic only; permanent neighbours avoid ARP noise.
-        sh(&["ip", "-n", na, "route", "add", "default", "via", &RA_ADDR.to_string()])?;
-        sh(&["ip", "-n", nb, "route", "add", "default", "via", &RB_ADDR.to_string()])?;
+        let mut net = TestNet::new("xv");
+        let ns = ["a", "r", "b"].map(|n| net.add_ns(n).expect("namespace"));
+        let [a, ra, rb, b] = ["a", "ra", "rb", "b"].map(|d| net.ifname(d).expect("ifname"));
+        let [na, nr, nb] = &ns;
+        let cidr = |addr: Ipv4Addr| format!("{addr}/24");
+        let (a_cidr, ra_cidr, rb_cidr, b_cidr) =
+            (cidr(A_ADDR), cidr(RA_ADDR), cidr(RB_ADDR), cidr(B_ADDR));
+        net.veth(End::new(na, &a, &a_cidr), End::new(nr, &ra, &ra_cidr)).expect("veth A-R");
+        net.veth(End::new(nr, &rb, &rb_cidr), End::new(nb, &b, &b_cidr)).expect("veth R-B");
+        // Unicast control traffic only.
+        net.ip(na, &["route", "add", "default", "via", &RA_ADDR.to_string()]).expect("route");
+        net.ip(nb, &["route", "add", "default", "via", &RB_ADDR.to_string()]).expect("route");
         if peer_xdp {
             // A pass-only program on the receiving peer (see docs/dataplane.md: measured not to
             // be needed for AF_XDP copy-mode TX; kept as an option for the comparison).
             let obj = concat!(env!("OUT_DIR"), "/fanout_xdp.bpf.o");
-            sh(&["ip", "-n", nb, "link", "set", "dev", &self.b, "xdp", "obj", obj, "sec", "xdp"])?;
+            net.ip(nb, &["link", "set", "dev", &b, "xdp", "obj", obj, "sec", "xdp"])
+                .expect("xdp on the peer");
         }
-        Ok(())
+        Topology { net, ns, ra, rb }
     }
-}
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in &self.ns {
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
+    /// The ifindex of one of R's interfaces.
+    fn r_ifindex(&self, dev: &str) -> IfIndex {
+        IfIndex(self.net.ifindex(&self.ns[1], dev).expect("ifindex"))
     }
-}
 
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-}
-
-fn ifindex(name: &str) -> IfIndex {
-    IfIndex(nix::net::if_::if_nametoindex(name).expect("ifindex"))
+    /// Starts the data plane inside R on rA and rB.
+    fn start(&self, config: DataplaneConfig) -> Dataplane {
+        let config =
+            DataplaneConfig { interfaces: vec![self.ra.clone(), self.rb.clone()], ..config };
+        self.net
+            .run_in(&self.ns[1], || Dataplane::start(config))
+            .expect("enter R")
+            .expect("Dataplane::start")
+    }
 }
 
 fn payload(seq: u32) -> Vec<u8> {
@@ -149,14 +91,13 @@ fn payload(seq: u32) -> Vec<u8> {
 /// Sends `count` datagrams (sequence numbers from `first`) from the namespace `ns`, `ttl`,
 /// out of the interface with address `ifaddr`, paced in bursts of 50 per millisecond.
 fn send(
-    ns: String,
+    ns: &str,
     ifaddr: Ipv4Addr,
     ttl: u32,
     first: u32,
     count: u32,
 ) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        enter(&ns);
+    thread_in(ns, move || {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
         s.bind(&SocketAddrV4::new(ifaddr, 0).into()).expect("bind");
         s.set_multicast_if_v4(&ifaddr).expect("IP_MULTICAST_IF");
@@ -183,13 +124,12 @@ struct Received {
 /// `idle` passes without one. A raw socket shows the IP header, so TTL and checksums can be
 /// checked with wire's parsers.
 fn receive(
-    ns: String,
+    ns: &str,
     ifaddr: Ipv4Addr,
     expect: u32,
     ready: std::sync::mpsc::Sender<()>,
 ) -> std::thread::JoinHandle<Received> {
-    std::thread::spawn(move || {
-        enter(&ns);
+    thread_in(ns, move || {
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).expect("raw socket");
         s.join_multicast_v4(&GROUP, &ifaddr).expect("IP_ADD_MEMBERSHIP");
         s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
@@ -246,20 +186,15 @@ fn receive(
 }
 
 fn forwards_once_with_ttl_decremented(peer_xdp: bool) {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
+    if !privileged() {
         return;
     }
     let topo = Topology::new(peer_xdp);
-    // This test thread lives in ns R from here on (libtest gives each test its own thread).
-    enter(&topo.ns[1]);
-    let dp = Dataplane::start(DataplaneConfig {
-        interfaces: vec![topo.ra.clone(), topo.rb.clone()],
+    let dp = topo.start(DataplaneConfig {
         overlay_port: OVERLAY_PORT,
         batch: 64,
         ..DataplaneConfig::default()
-    })
-    .expect("Dataplane::start");
+    });
     let ports = dp.interfaces();
     assert_eq!(ports.len(), 2);
     for p in &ports {
@@ -272,8 +207,8 @@ fn forwards_once_with_ttl_decremented(peer_xdp: bool) {
             &[MfibUpdate::Install(MfibRoute {
                 source: None,
                 group: GROUP,
-                iif: ifindex(&topo.ra),
-                oifs: vec![Oif { ifindex: ifindex(&topo.rb), ttl_threshold: 1 }],
+                iif: topo.r_ifindex(&topo.ra),
+                oifs: vec![Oif { ifindex: topo.r_ifindex(&topo.rb), ttl_threshold: 1 }],
                 overlay_next_hops: vec![],
             })],
             dp.interface_table(),
@@ -281,13 +216,13 @@ fn forwards_once_with_ttl_decremented(peer_xdp: bool) {
         .expect("install route");
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let rx = receive(topo.ns[2].clone(), B_ADDR, BURST, ready_tx);
+    let rx = receive(&topo.ns[2], B_ADDR, BURST, ready_tx);
     ready_rx.recv_timeout(Duration::from_secs(5)).expect("receiver ready");
     // Let B's IGMP report pass before the burst (it goes to the kernel of R via XDP_PASS).
     std::thread::sleep(Duration::from_millis(50));
     dp.clear_stats();
     let t0 = Instant::now();
-    send(topo.ns[0].clone(), A_ADDR, 8, 0, BURST).join().expect("sender");
+    send(&topo.ns[0], A_ADDR, 8, 0, BURST).join().expect("sender");
     let got = rx.join().expect("receiver");
     let elapsed = t0.elapsed();
 
@@ -318,9 +253,9 @@ fn forwards_once_with_ttl_decremented(peer_xdp: bool) {
     assert_eq!(io[0].xdp.redirect_failed, 0);
 
     // TTL 1 cannot be forwarded: counted on the ingress port.
-    send(topo.ns[0].clone(), A_ADDR, 1, 0, 1).join().expect("sender");
+    send(&topo.ns[0], A_ADDR, 1, 0, 1).join().expect("sender");
     // A packet for the group from B arrives on rB, not the route's iif rA.
-    send(topo.ns[2].clone(), B_ADDR, 8, 0, 1).join().expect("sender");
+    send(&topo.ns[2], B_ADDR, 8, 0, 1).join().expect("sender");
     let deadline = Instant::now() + Duration::from_secs(2);
     let (mut ttl, mut rpf) = (0, 0);
     while Instant::now() < deadline && (ttl, rpf) != (1, 1) {
@@ -334,8 +269,7 @@ fn forwards_once_with_ttl_decremented(peer_xdp: bool) {
     // Unicast UDP to the overlay data port at R is steered too; junk there is dropped (and
     // counted) by the pipeline, not delivered to R's kernel.
     let ns_a = topo.ns[0].clone();
-    std::thread::spawn(move || {
-        enter(&ns_a);
+    thread_in(&ns_a, move || {
         let s = std::net::UdpSocket::bind((A_ADDR, 0)).expect("bind");
         s.send_to(b"not an overlay header", (RA_ADDR, OVERLAY_PORT)).expect("send");
     })
@@ -402,8 +336,7 @@ fn thread_cpu_ticks(name: &str) -> u64 {
 #[test]
 #[ignore = "measurement; run alone with --ignored"]
 fn measure_unpaced_burst_and_idle_cpu() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
+    if !privileged() {
         return;
     }
     for frame_count in [4096, 16384] {
@@ -414,20 +347,14 @@ fn measure_unpaced_burst_and_idle_cpu() {
 fn measure(frame_count: u32) {
     const N: u32 = 50_000;
     let topo = Topology::new(false);
-    enter(&topo.ns[1]);
-    let dp = Dataplane::start(DataplaneConfig {
-        interfaces: vec![topo.ra.clone(), topo.rb.clone()],
-        frame_count,
-        ..DataplaneConfig::default()
-    })
-    .expect("Dataplane::start");
+    let dp = topo.start(DataplaneConfig { frame_count, ..DataplaneConfig::default() });
     dp.mfib()
         .apply(
             &[MfibUpdate::Install(MfibRoute {
                 source: None,
                 group: GROUP,
-                iif: ifindex(&topo.ra),
-                oifs: vec![Oif { ifindex: ifindex(&topo.rb), ttl_threshold: 1 }],
+                iif: topo.r_ifindex(&topo.ra),
+                oifs: vec![Oif { ifindex: topo.r_ifindex(&topo.rb), ttl_threshold: 1 }],
                 overlay_next_hops: vec![],
             })],
             dp.interface_table(),
@@ -442,15 +369,14 @@ fn measure(frame_count: u32) {
     eprintln!("idle worker CPU: {:.2} % of a core over 2 s", idle_ticks as f64 / hz / 2.0 * 100.0);
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let rx = receive(topo.ns[2].clone(), B_ADDR, N, ready_tx);
+    let rx = receive(&topo.ns[2], B_ADDR, N, ready_tx);
     ready_rx.recv_timeout(Duration::from_secs(5)).expect("receiver ready");
     std::thread::sleep(Duration::from_millis(50));
     dp.clear_stats();
     let cpu0 = thread_cpu_ticks("fanout-wk-q0");
     let t0 = Instant::now();
     let ns_a = topo.ns[0].clone();
-    std::thread::spawn(move || {
-        enter(&ns_a);
+    thread_in(&ns_a, move || {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
         s.bind(&SocketAddrV4::new(A_ADDR, 0).into()).expect("bind");
         s.set_multicast_if_v4(&A_ADDR).expect("IP_MULTICAST_IF");

@@ -1,4 +1,7 @@
-//! Network namespaces: an RAII guard, running a closure inside one, spawning a command inside one.
+//! Network namespaces for fanout's testbed and its privileged tests: an RAII guard, running a
+//! closure inside one, spawning a command inside one ([`NetNs`]); external tools with errors that
+//! name the command ([`cmd`]); and [`testnet::TestNet`], the one throwaway namespace/veth harness
+//! every privileged test builds its network with.
 //!
 //! Namespaces are created the way `ip netns add` does (a bind mount under /run/netns/<name>), so
 //! operators can inspect a run with the usual `ip -n <name> ...` tools and a later process (a
@@ -16,7 +19,10 @@ use std::process::Command;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::cmd::{self, CmdError};
+use crate::cmd::CmdError;
+
+pub mod cmd;
+pub mod testnet;
 
 /// Errors from namespace handling.
 #[derive(Debug, thiserror::Error)]
