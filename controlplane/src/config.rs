@@ -66,6 +66,10 @@ pub struct DaemonConfig {
     pub control_socket: PathBuf,
     pub metrics_listen: Option<SocketAddr>,
     pub log_level: LogLevel,
+    /// A group whose members may use the control socket (mode 0660); `None`: root only (0600).
+    pub control_group: Option<String>,
+    /// Drop capabilities not needed at runtime once set-up is over (default on).
+    pub drop_privileges: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +130,9 @@ pub struct InterfaceConfig {
     pub igmp: bool,
     /// Link-state cost of sending over this interface (routing mode `linkstate`), at least 1.
     pub cost: u32,
+    /// DVMRP metric added to routes learned on this interface (routing mode `dvmrp`; mrouted's
+    /// per-vif `metric`), 1..=31.
+    pub metric: u8,
 }
 
 /// The routing protocol that fills the MFIB.
@@ -137,6 +144,8 @@ pub enum RoutingMode {
     Dvmrp,
     /// MOSPF-like link state on every interface (docs/linkstate.md).
     LinkState,
+    /// Overlay multicast over unicast (docs/overlay.md): the `[overlay]` protocol settings.
+    Overlay,
 }
 
 impl RoutingMode {
@@ -145,6 +154,7 @@ impl RoutingMode {
             RoutingMode::Static => "static",
             RoutingMode::Dvmrp => "dvmrp",
             RoutingMode::LinkState => "linkstate",
+            RoutingMode::Overlay => "overlay",
         }
     }
 }
@@ -246,9 +256,16 @@ pub struct LinkStateSettings {
     pub min_ls_interval: Duration,
     pub min_ls_arrival: Duration,
     pub auth: Option<crate::linkstate::AuthKey>,
+    /// `accept_keys`: further keys accepted during a rotation (never sent with).
+    pub accept_keys: Vec<crate::linkstate::AuthKey>,
 }
 
 impl LinkStateSettings {
+    /// The settings other than the keys (which a reload rotates without a restart).
+    pub fn without_keys(&self) -> LinkStateSettings {
+        LinkStateSettings { auth: None, accept_keys: Vec::new(), ..self.clone() }
+    }
+
     fn from_core(c: &crate::linkstate::LinkStateConfig) -> Self {
         Self {
             router_id: None,
@@ -258,6 +275,7 @@ impl LinkStateSettings {
             min_ls_interval: c.min_ls_interval,
             min_ls_arrival: c.min_ls_arrival,
             auth: None,
+            accept_keys: Vec::new(),
         }
     }
 }
@@ -276,6 +294,31 @@ pub struct OverlaySettings {
     pub keys: Vec<OverlayKey>,
     /// The key id packets are signed with; `None` = the first key. Always one of `keys`.
     pub send_key: Option<u8>,
+    /// Routing mode `overlay`: the overlay protocol's settings (`None` in other modes).
+    pub protocol: Option<OverlayProtocolSettings>,
+}
+
+/// The `[overlay]` keys of routing mode `overlay` (docs/overlay.md, docs/config.md): who this
+/// node is, whom it joins through, which groups, and how neighbours and trees are chosen.
+/// Invariants: `groups` is non-empty, distinct and routable; `local_interface` is a configured
+/// interface; timers are non-zero; degree bounds satisfy `1 <= target <= max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayProtocolSettings {
+    /// This node's overlay address (its identity, the outer source of what it sends and the
+    /// origin of what it encapsulates); an address of one of its interfaces.
+    pub address: Ipv4Addr,
+    pub rendezvous: Ipv4Addr,
+    /// Where local senders' multicast enters and decapsulated datagrams are delivered.
+    pub local_interface: String,
+    pub groups: Vec<Ipv4Addr>,
+    pub topology: crate::overlay::TopologyMode,
+    pub tree: crate::overlay::TreeMode,
+    pub heartbeat_interval: Duration,
+    pub dead_multiplier: u32,
+    pub lsa_refresh: Duration,
+    pub join_retry: Duration,
+    /// At the rendezvous: joins beyond this many members are refused.
+    pub max_members: Option<usize>,
 }
 
 impl Default for OverlaySettings {
@@ -286,6 +329,7 @@ impl Default for OverlaySettings {
             hop_count: 16,
             keys: Vec::new(),
             send_key: None,
+            protocol: None,
         }
     }
 }
@@ -368,7 +412,8 @@ impl Config {
     /// Whether any route sends or receives overlay traffic, i.e. whether the data plane must
     /// take the overlay UDP port from the kernel.
     pub fn uses_overlay(&self) -> bool {
-        !self.static_overlay_routes.is_empty()
+        self.routing == RoutingMode::Overlay
+            || !self.static_overlay_routes.is_empty()
             || self.static_routes.iter().any(|r| !r.overlay_next_hops.is_empty())
     }
 }
@@ -499,6 +544,10 @@ pub enum ErrorKind {
     StaticRouteInProtocolMode(&'static str),
     #[error("{count} static routes exceed limits.max_routes = {max}")]
     TooManyRoutes { count: usize, max: usize },
+    #[error("routing mode \"overlay\" needs {0}")]
+    MissingOverlayKey(&'static str),
+    #[error("{0} is used only in routing mode \"overlay\"")]
+    OverlayKeyOutsideOverlayMode(String),
 }
 
 // ===== raw (as written) form =====
@@ -540,6 +589,8 @@ struct RawDaemon {
     control_socket: Option<S<String>>,
     metrics_listen: Option<S<String>>,
     log_level: Option<S<String>>,
+    control_group: Option<S<String>>,
+    drop_privileges: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -558,6 +609,7 @@ struct RawInterface {
     ttl_threshold: Option<u8>,
     igmp: Option<bool>,
     cost: Option<S<u32>>,
+    metric: Option<S<u8>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -632,6 +684,16 @@ struct RawLinkState {
     min_ls_arrival: Option<S<String>>,
     key_id: Option<S<u8>>,
     secret: Option<S<String>>,
+    #[serde(default)]
+    accept_keys: Vec<RawLsKey>,
+}
+
+/// `[[linkstate.accept_keys]]` / `accept_keys = [{ key_id = 2, secret = "..." }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLsKey {
+    key_id: S<u8>,
+    secret: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -643,6 +705,38 @@ struct RawOverlay {
     #[serde(default)]
     keys: Vec<RawKey>,
     send_key: Option<S<u8>>,
+    // Routing mode `overlay` only:
+    address: Option<S<String>>,
+    rendezvous: Option<S<String>>,
+    local_interface: Option<S<String>>,
+    #[serde(default)]
+    groups: Vec<S<String>>,
+    topology: Option<S<String>>,
+    #[serde(default)]
+    link: Vec<RawOverlayLink>,
+    target_degree: Option<S<usize>>,
+    max_degree: Option<S<usize>>,
+    probe_interval: Option<S<String>>,
+    candidates_per_round: Option<S<usize>>,
+    hysteresis_percent: Option<S<u32>>,
+    root: Option<S<String>>,
+    tolerance_percent: Option<S<u32>>,
+    max_children: Option<S<usize>>,
+    tree: Option<S<String>>,
+    core: Option<S<String>>,
+    heartbeat_interval: Option<S<String>>,
+    dead_multiplier: Option<S<u32>>,
+    lsa_refresh: Option<S<String>>,
+    join_retry: Option<S<String>>,
+    max_members: Option<S<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverlayLink {
+    a: S<String>,
+    b: S<String>,
+    cost: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -687,6 +781,19 @@ impl Validator<'_> {
         None
     }
 
+    /// Where the `[overlay]` header is (for keys missing from it); the file start without one.
+    fn overlay_span(&self) -> Range<usize> {
+        let mut pos = 0;
+        for line in self.text.split_inclusive('\n') {
+            if line.trim_start().starts_with("[overlay]") {
+                let start = pos + (line.len() - line.trim_start().len());
+                return start..start + "[overlay]".len();
+            }
+            pos += line.len();
+        }
+        0..0
+    }
+
     fn line_of(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
     }
@@ -712,7 +819,7 @@ impl Validator<'_> {
         let igmp = self.igmp(raw.igmp);
         let dvmrp = self.dvmrp(raw.dvmrp);
         let linkstate = self.linkstate(raw.linkstate);
-        let overlay = self.overlay(raw.overlay);
+        let overlay = self.overlay(raw.overlay, routing, &interfaces);
         let limits = self.limits(raw.limits, static_routes.len());
         Config {
             daemon,
@@ -777,7 +884,20 @@ impl Validator<'_> {
                 }
             },
         };
-        DaemonConfig { control_socket, metrics_listen, log_level }
+        let control_group = raw.control_group.and_then(|g| {
+            if g.get_ref().is_empty() {
+                let kind = ErrorKind::OutOfRange {
+                    value: "\"\"".into(),
+                    reason: "the group name must not be empty (leave the key out for root only)",
+                };
+                self.error(&g.span(), "daemon.control_group", kind);
+                None
+            } else {
+                Some(g.into_inner())
+            }
+        });
+        let drop_privileges = raw.drop_privileges.is_none_or(S::into_inner);
+        DaemonConfig { control_socket, metrics_listen, log_level, control_group, drop_privileges }
     }
 
     fn dataplane(&mut self, raw: RawDataplane) -> DataplaneSettings {
@@ -886,11 +1006,28 @@ impl Validator<'_> {
                 Some(c) => *c.get_ref(),
                 None => DEFAULT_LINK_COST,
             };
+            let metric = match r.metric {
+                // 32 is DVMRP's infinity: a route learned over the interface would be unreachable.
+                Some(m) if !(1..=31).contains(m.get_ref()) => {
+                    self.error(
+                        &m.span(),
+                        format!("interface[{i}].metric"),
+                        ErrorKind::OutOfRange {
+                            value: m.get_ref().to_string(),
+                            reason: "must be 1..=31 (32 is DVMRP infinity)",
+                        },
+                    );
+                    1
+                }
+                Some(m) => *m.get_ref(),
+                None => 1,
+            };
             out.push(InterfaceConfig {
                 name,
                 ttl_threshold: r.ttl_threshold.unwrap_or(1),
                 igmp: r.igmp.unwrap_or(false),
                 cost,
+                metric,
             });
         }
         out
@@ -902,9 +1039,7 @@ impl Validator<'_> {
             "static" => {}
             "dvmrp" => return RoutingMode::Dvmrp,
             "linkstate" => return RoutingMode::LinkState,
-            m @ "overlay" => {
-                self.error(&mode.span(), "routing.mode", ErrorKind::UnsupportedMode(m.to_owned()));
-            }
+            "overlay" => return RoutingMode::Overlay,
             other => {
                 let kind = ErrorKind::UnknownValue {
                     what: "routing mode",
@@ -1361,7 +1496,32 @@ impl Validator<'_> {
                 None
             }
         };
+        let mut accept_keys: Vec<crate::linkstate::AuthKey> = Vec::new();
+        for (i, k) in raw.accept_keys.into_iter().enumerate() {
+            let id = *k.key_id.get_ref();
+            let problem = if auth.is_none() {
+                Some("accept_keys needs key_id and secret (the key sent with)".to_owned())
+            } else if auth.as_ref().is_some_and(|a| a.key_id == id)
+                || accept_keys.iter().any(|a| a.key_id == id)
+            {
+                Some(format!("key id {id} is used twice"))
+            } else if k.secret.get_ref().is_empty() {
+                Some("the secret is empty".to_owned())
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => self.error(
+                    &k.key_id.span(),
+                    format!("linkstate.accept_keys[{i}]"),
+                    ErrorKind::BadKey(p),
+                ),
+                None => accept_keys
+                    .push(crate::linkstate::AuthKey { key_id: id, secret: k.secret.into_inner() }),
+            }
+        }
         LinkStateSettings {
+            accept_keys,
             router_id,
             hello_interval,
             dead_interval,
@@ -1384,7 +1544,18 @@ impl Validator<'_> {
         }
     }
 
-    fn overlay(&mut self, raw: RawOverlay) -> OverlaySettings {
+    fn overlay(
+        &mut self,
+        mut raw: RawOverlay,
+        routing: RoutingMode,
+        interfaces: &[InterfaceConfig],
+    ) -> OverlaySettings {
+        let protocol = if routing == RoutingMode::Overlay {
+            self.overlay_protocol(&mut raw, interfaces)
+        } else {
+            self.no_overlay_protocol(&raw);
+            None
+        };
         let d = OverlaySettings::default();
         let port = match raw.port {
             Some(p) if *p.get_ref() == 0 => {
@@ -1455,7 +1626,270 @@ impl Validator<'_> {
                 None
             }
         });
-        OverlaySettings { port, origin, hop_count, keys, send_key }
+        let origin = match (&protocol, origin) {
+            (Some(p), Some(o)) if o != p.address => {
+                let span = raw.origin.as_ref().map_or_else(|| self.overlay_span(), Spanned::span);
+                let kind = ErrorKind::BadAddress {
+                    value: o.to_string(),
+                    reason: format!(
+                        "in routing mode overlay the origin is the node's address {}",
+                        p.address
+                    ),
+                };
+                self.error(&span, "overlay.origin", kind);
+                Some(p.address)
+            }
+            // Receivers find the overlay route by the origin the core computed trees for.
+            (Some(p), _) => Some(p.address),
+            (None, o) => o,
+        };
+        if routing == RoutingMode::Overlay && keys.is_empty() {
+            self.error(
+                &self.overlay_span(),
+                "overlay.keys",
+                ErrorKind::MissingOverlayKey("overlay.keys"),
+            );
+        }
+        OverlaySettings { port, origin, hop_count, keys, send_key, protocol }
+    }
+
+    /// Outside routing mode overlay, the protocol's keys are mistakes (they would do nothing).
+    fn no_overlay_protocol(&mut self, raw: &RawOverlay) {
+        let set: [(&str, Option<Range<usize>>); 4] = [
+            ("overlay.rendezvous", raw.rendezvous.as_ref().map(Spanned::span)),
+            ("overlay.address", raw.address.as_ref().map(Spanned::span)),
+            ("overlay.groups", raw.groups.first().map(Spanned::span)),
+            ("overlay.topology", raw.topology.as_ref().map(Spanned::span)),
+        ];
+        for (field, span) in set {
+            if let Some(span) = span {
+                self.error(&span, field, ErrorKind::OverlayKeyOutsideOverlayMode(field.into()));
+            }
+        }
+    }
+
+    fn required_unicast(
+        &mut self,
+        raw: Option<&S<String>>,
+        field: &'static str,
+    ) -> Option<Ipv4Addr> {
+        let Some(s) = raw else {
+            self.error(&self.overlay_span(), field, ErrorKind::MissingOverlayKey(field));
+            return None;
+        };
+        self.unicast(s, field)
+    }
+
+    fn positive_u32(&mut self, raw: Option<&S<u32>>, field: &str, default: u32) -> u32 {
+        let Some(s) = raw else { return default };
+        if *s.get_ref() == 0 {
+            let kind = ErrorKind::OutOfRange { value: "0".into(), reason: "must be at least 1" };
+            self.error(&s.span(), field, kind);
+            return default;
+        }
+        *s.get_ref()
+    }
+
+    fn positive_usize(&mut self, raw: Option<&S<usize>>, field: &str, default: usize) -> usize {
+        let Some(s) = raw else { return default };
+        if *s.get_ref() == 0 {
+            let kind = ErrorKind::OutOfRange { value: "0".into(), reason: "must be at least 1" };
+            self.error(&s.span(), field, kind);
+            return default;
+        }
+        *s.get_ref()
+    }
+
+    #[expect(clippy::too_many_lines, reason = "one key after the other, in file order")]
+    fn overlay_protocol(
+        &mut self,
+        raw: &mut RawOverlay,
+        interfaces: &[InterfaceConfig],
+    ) -> Option<OverlayProtocolSettings> {
+        use crate::overlay::{Overcast, SelfOrganising, StaticLink, TopologyMode, TreeMode};
+        let address = self.required_unicast(raw.address.as_ref(), "overlay.address");
+        let rendezvous = self.required_unicast(raw.rendezvous.as_ref(), "overlay.rendezvous");
+        let local_interface = match &raw.local_interface {
+            None => {
+                let kind = ErrorKind::MissingOverlayKey("overlay.local_interface");
+                self.error(&self.overlay_span(), "overlay.local_interface", kind);
+                None
+            }
+            Some(n) if !interfaces.iter().any(|i| &i.name == n.get_ref()) => {
+                let kind = ErrorKind::UnknownInterface(n.get_ref().clone());
+                self.error(&n.span(), "overlay.local_interface", kind);
+                None
+            }
+            Some(n) => Some(n.get_ref().clone()),
+        };
+        let mut groups: Vec<Ipv4Addr> = Vec::new();
+        if raw.groups.is_empty() {
+            self.error(
+                &self.overlay_span(),
+                "overlay.groups",
+                ErrorKind::MissingOverlayKey("overlay.groups"),
+            );
+        }
+        for (i, g) in raw.groups.iter().enumerate() {
+            let field = format!("overlay.groups[{i}]");
+            let Some(addr) = self.ipv4(g, &field) else { continue };
+            if !is_routable_group(addr) {
+                self.error(&g.span(), field, ErrorKind::NotMulticast(addr));
+            } else if groups.contains(&addr) {
+                let kind = ErrorKind::Duplicate { what: "group", value: addr.to_string() };
+                self.error(&g.span(), field, kind);
+            } else {
+                groups.push(addr);
+            }
+        }
+        let so_default = SelfOrganising::default();
+        let probe_interval = self.duration(
+            raw.probe_interval.take(),
+            "overlay.probe_interval",
+            so_default.probe_interval,
+        );
+        let topology = match raw.topology.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("static") => {
+                let mut links = Vec::new();
+                for (i, l) in raw.link.iter().enumerate() {
+                    let a = self.unicast(&l.a, &format!("overlay.link[{i}].a"));
+                    let b = self.unicast(&l.b, &format!("overlay.link[{i}].b"));
+                    let cost =
+                        self.positive_u32(l.cost.as_ref(), &format!("overlay.link[{i}].cost"), 1);
+                    if let (Some(a), Some(b)) = (a, b) {
+                        if a == b {
+                            let kind = ErrorKind::BadAddress {
+                                value: b.to_string(),
+                                reason: "a link needs two different ends".into(),
+                            };
+                            self.error(&l.b.span(), format!("overlay.link[{i}].b"), kind);
+                        } else {
+                            links.push(StaticLink { a, b, cost });
+                        }
+                    }
+                }
+                if raw.link.is_empty() {
+                    let kind = ErrorKind::MissingOverlayKey(
+                        "at least one [[overlay.link]] with topology = \"static\"",
+                    );
+                    let span =
+                        raw.topology.as_ref().map_or_else(|| self.overlay_span(), Spanned::span);
+                    self.error(&span, "overlay.link", kind);
+                }
+                TopologyMode::Static { links }
+            }
+            Some("self-organising") => {
+                let target_degree = self.positive_usize(
+                    raw.target_degree.as_ref(),
+                    "overlay.target_degree",
+                    so_default.target_degree,
+                );
+                let max_degree = self.positive_usize(
+                    raw.max_degree.as_ref(),
+                    "overlay.max_degree",
+                    so_default.max_degree.max(target_degree),
+                );
+                if max_degree < target_degree {
+                    let span =
+                        raw.max_degree.as_ref().map_or_else(|| self.overlay_span(), Spanned::span);
+                    let kind = ErrorKind::OutOfRange {
+                        value: max_degree.to_string(),
+                        reason: "max_degree must be at least target_degree",
+                    };
+                    self.error(&span, "overlay.max_degree", kind);
+                }
+                TopologyMode::SelfOrganising(SelfOrganising {
+                    target_degree,
+                    max_degree: max_degree.max(target_degree),
+                    probe_interval,
+                    candidates_per_round: self.positive_usize(
+                        raw.candidates_per_round.as_ref(),
+                        "overlay.candidates_per_round",
+                        so_default.candidates_per_round,
+                    ),
+                    hysteresis_percent: raw
+                        .hysteresis_percent
+                        .as_ref()
+                        .map_or(so_default.hysteresis_percent, |h| *h.get_ref()),
+                })
+            }
+            Some("overcast") => {
+                let root = self.required_unicast(raw.root.as_ref(), "overlay.root");
+                TopologyMode::Overcast(Overcast {
+                    root: root.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    probe_interval,
+                    tolerance_percent: raw.tolerance_percent.as_ref().map_or(30, |t| *t.get_ref()),
+                    max_children: self.positive_usize(
+                        raw.max_children.as_ref(),
+                        "overlay.max_children",
+                        4,
+                    ),
+                })
+            }
+            Some(other) => {
+                let kind = ErrorKind::UnknownValue {
+                    what: "overlay topology",
+                    value: other.to_owned(),
+                    expected: "static, self-organising, overcast",
+                };
+                let span = raw.topology.as_ref().map_or_else(|| self.overlay_span(), Spanned::span);
+                self.error(&span, "overlay.topology", kind);
+                TopologyMode::Static { links: Vec::new() }
+            }
+        };
+        let tree = match raw.tree.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("shortest-path") => TreeMode::ShortestPath,
+            Some("shared-core") => {
+                let core = self.required_unicast(raw.core.as_ref(), "overlay.core");
+                TreeMode::SharedCore { core: core.unwrap_or(Ipv4Addr::UNSPECIFIED) }
+            }
+            Some(other) => {
+                let kind = ErrorKind::UnknownValue {
+                    what: "overlay tree",
+                    value: other.to_owned(),
+                    expected: "shortest-path, shared-core",
+                };
+                let span = raw.tree.as_ref().map_or_else(|| self.overlay_span(), Spanned::span);
+                self.error(&span, "overlay.tree", kind);
+                TreeMode::ShortestPath
+            }
+        };
+        let d = crate::overlay::OverlayConfig::new(
+            Ipv4Addr::new(239, 0, 0, 1),
+            Ipv4Addr::UNSPECIFIED,
+            Vec::new(),
+            TopologyMode::Static { links: Vec::new() },
+        );
+        let heartbeat_interval = self.duration(
+            raw.heartbeat_interval.take(),
+            "overlay.heartbeat_interval",
+            d.heartbeat_interval,
+        );
+        let dead_multiplier = self.positive_u32(
+            raw.dead_multiplier.as_ref(),
+            "overlay.dead_multiplier",
+            d.dead_multiplier,
+        );
+        let lsa_refresh =
+            self.duration(raw.lsa_refresh.take(), "overlay.lsa_refresh", d.lsa_refresh);
+        let join_retry = self.duration(raw.join_retry.take(), "overlay.join_retry", d.join_retry);
+        let max_members = raw
+            .max_members
+            .as_ref()
+            .map(|m| self.positive_usize(Some(m), "overlay.max_members", usize::MAX));
+        Some(OverlayProtocolSettings {
+            address: address?,
+            rendezvous: rendezvous?,
+            local_interface: local_interface?,
+            groups,
+            topology,
+            tree,
+            heartbeat_interval,
+            dead_multiplier,
+            lsa_refresh,
+            join_retry,
+            max_members,
+        })
     }
 
     fn limits(&mut self, raw: RawLimits, static_routes: usize) -> Limits {
@@ -1695,5 +2129,39 @@ mod tests {
         assert!(is_routable_group(Ipv4Addr::new(224, 0, 1, 1)));
         assert!(!is_routable_group(Ipv4Addr::new(224, 0, 0, 5)));
         assert!(!is_routable_group(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn rotation_keys_and_privilege_settings() {
+        let parse = |t: &str| Config::parse(t, Path::new("/x.toml"));
+        let c = parse(
+            "[linkstate]\nkey_id = 2\nsecret = \"new\"\naccept_keys = [{ key_id = 1, secret = \"old\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.linkstate.auth.as_ref().map(|k| k.key_id), Some(2));
+        assert_eq!(c.linkstate.accept_keys.iter().map(|k| k.key_id).collect::<Vec<_>>(), [1]);
+        // Keys are not part of what needs a restart.
+        assert_eq!(c.linkstate.without_keys(), parse("").unwrap().linkstate.without_keys());
+        for (text, problem) in [
+            ("[linkstate]\naccept_keys = [{ key_id = 1, secret = \"a\" }]\n", "needs key_id"),
+            (
+                "[linkstate]\nkey_id = 1\nsecret = \"a\"\naccept_keys = [{ key_id = 1, secret = \"b\" }]\n",
+                "used twice",
+            ),
+            (
+                "[linkstate]\nkey_id = 1\nsecret = \"a\"\naccept_keys = [{ key_id = 2, secret = \"\" }]\n",
+                "empty",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(problem) && e.contains("linkstate.accept_keys[0]"), "{e}");
+        }
+        let d = parse("").unwrap().daemon;
+        assert_eq!((d.control_group, d.drop_privileges), (None, true));
+        let d = parse("[daemon]\ncontrol_group = \"fanout\"\ndrop_privileges = false\n")
+            .unwrap()
+            .daemon;
+        assert_eq!((d.control_group.as_deref(), d.drop_privileges), (Some("fanout"), false));
+        assert!(parse("[daemon]\ncontrol_group = \"\"\n").is_err());
     }
 }

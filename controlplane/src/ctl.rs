@@ -44,6 +44,69 @@ pub enum Request {
     },
     /// Re-read the configuration file (as SIGHUP does) and report what changed.
     Reload,
+    /// Start a packet capture on a data-plane interface (`fanoutctl debug pcap`); answered
+    /// with [`PcapStartData`]. One capture at a time; it ends after `seconds` (at most
+    /// [`MAX_PCAP_SECONDS`]) or on [`Request::PcapStop`].
+    PcapStart {
+        interface: String,
+        seconds: u32,
+        /// Bytes kept per frame (default and maximum [`MAX_PCAP_SNAPLEN`]).
+        #[serde(default)]
+        snaplen: Option<u32>,
+        /// Also capture the copies the data plane transmits on the interface.
+        #[serde(default = "default_true")]
+        tx: bool,
+    },
+    /// The frames captured since the last read; answered with [`PcapReadData`].
+    PcapRead {
+        id: u64,
+    },
+    /// End a capture early; answered with [`PcapReadData`] (the frames not read yet).
+    PcapStop {
+        id: u64,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Longest capture `debug pcap` accepts.
+pub const MAX_PCAP_SECONDS: u32 = 300;
+/// Bytes kept per captured frame at most (a whole UMEM frame's data).
+pub const MAX_PCAP_SNAPLEN: u32 = 2048;
+
+/// `pcap_start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcapStartData {
+    pub id: u64,
+    pub interface: String,
+    pub seconds: u32,
+    pub snaplen: u32,
+}
+
+/// `pcap_read` / `pcap_stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcapReadData {
+    pub frames: Vec<PcapFrame>,
+    /// Frames captured and dropped so far (the reader was too slow; buffers are bounded).
+    pub captured: u64,
+    pub dropped: u64,
+    /// The capture is over (time is up or it was stopped) and every frame has been read.
+    pub done: bool,
+}
+
+/// One captured frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcapFrame {
+    /// Capture time, microseconds since the Unix epoch.
+    pub time_us: u64,
+    /// Length on the wire (`data` may be shorter: snaplen).
+    pub orig_len: u32,
+    /// A copy fanout transmitted (false: a frame it received).
+    pub tx: bool,
+    /// The frame's bytes, lowercase hex.
+    pub data: String,
 }
 
 /// What `show` displays.
@@ -64,7 +127,8 @@ pub enum ShowWhat {
     Lsdb,
     /// The link-state shortest-path tree of an (S,G): `show spt <S> <G>`.
     Spt,
-    /// Overlay routes and overlay neighbours.
+    /// Overlay routes and overlay neighbours; in routing mode overlay also members, neighbours
+    /// with RTT, trees and counters per group.
     Overlay,
     /// Per-interface counters by drop reason, XDP program and control-plane counters.
     Counters,
@@ -152,6 +216,14 @@ pub struct InterfaceState {
     pub tx_packets: u64,
     /// Sum of all drop reasons.
     pub drops: u64,
+    /// `up`, `down` (exists, but down or not usable yet) or `absent` (no such interface now;
+    /// routes keep it and it forwards again when it reappears).
+    #[serde(default = "state_up")]
+    pub state: String,
+}
+
+fn state_up() -> String {
+    "up".to_owned()
 }
 
 /// `show mroute`.
@@ -203,6 +275,34 @@ pub struct OverlayData {
     pub port: u16,
     pub routes: Vec<OverlayRouteEntry>,
     pub neighbors: Vec<OverlayNeighbor>,
+    /// Routing mode `overlay`: the protocol's live state (absent in other modes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OverlayProtocolData>,
+}
+
+/// `show overlay` in routing mode overlay: this node, each group's protocol state (members,
+/// neighbours with RTT, tree per origin, counters incl. refused joins and auth failures) and
+/// the runtime's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayProtocolData {
+    pub address: Ipv4Addr,
+    pub groups: Vec<crate::overlay::OverlayState>,
+    pub counters: OverlayRuntimeCounters,
+    /// Next hops wanted by some group whose link-layer address is not known yet.
+    pub unresolved: Vec<Ipv4Addr>,
+}
+
+/// Counters of the overlay runtime (beside each group's protocol counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayRuntimeCounters {
+    /// Control datagrams received on / sent from UDP 7411.
+    pub received: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    /// Datagrams naming a group this node is not configured for (or too short to name one).
+    pub unknown_group: u64,
+    /// Next-hop lookups that found no route or link-layer address (retried).
+    pub unresolved: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +355,12 @@ pub struct ControlCounters {
     pub punts_received: u64,
     pub mfib_updates: u64,
     pub mfib_errors: u64,
+    /// IGMP datagrams the raw-socket readers could not parse (lengths, counts, checksum).
+    #[serde(default)]
+    pub igmp_rejected: u64,
+    /// DVMRP messages (IGMP type 0x13) that failed to parse (masks, metrics, lengths).
+    #[serde(default)]
+    pub dvmrp_rejected: u64,
 }
 
 /// `reload`.

@@ -26,6 +26,8 @@ pub struct MetricsInput<'a> {
     pub neighbors: &'a [(&'a str, usize)],
     /// IGMP groups with members, by interface (empty when IGMP is off).
     pub igmp_groups: &'a [(String, usize)],
+    /// Routing mode overlay: the protocol's state (`None` in other modes).
+    pub overlay: Option<&'a crate::ctl::OverlayProtocolData>,
     pub uptime: Duration,
 }
 
@@ -112,12 +114,57 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         ("punt", c.punts_received),
         ("mfib_update", c.mfib_updates),
         ("mfib_error", c.mfib_errors),
+        ("igmp_rejected", c.igmp_rejected),
+        ("dvmrp_rejected", c.dvmrp_rejected),
     ] {
         let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {v}");
+    }
+    if let Some(o) = m.overlay {
+        render_overlay(&mut out, o);
     }
     header(&mut out, "fanout_uptime_seconds", "Seconds since fanoutd started.", "gauge");
     let _ = writeln!(out, "fanout_uptime_seconds {}", m.uptime.as_secs());
     out
+}
+
+/// Overlay members and up neighbours per group, the protocol counters per group (refused
+/// joins, authentication failures, ...) and the control channel's counters.
+fn render_overlay(out: &mut String, o: &crate::ctl::OverlayProtocolData) {
+    let name = "fanout_overlay_members";
+    header(out, name, "Members of each overlay group as this node knows them.", "gauge");
+    for g in &o.groups {
+        let _ = writeln!(out, "{name}{{group=\"{}\"}} {}", g.group, g.members.len());
+    }
+    let name = "fanout_overlay_neighbors";
+    header(out, name, "Overlay neighbours that are up, by group.", "gauge");
+    for g in &o.groups {
+        let up = g.neighbors.iter().filter(|n| n.up).count();
+        let _ = writeln!(out, "{name}{{group=\"{}\"}} {up}", g.group);
+    }
+    let name = "fanout_overlay_events_total";
+    header(out, name, "Overlay protocol events and refusals, by group and counter.", "counter");
+    for g in &o.groups {
+        // Every counter of the core, by its serialised name: new counters appear unchanged.
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(g.counters) else {
+            continue;
+        };
+        for (counter, v) in fields {
+            let v = v.as_u64().unwrap_or(0);
+            let _ = writeln!(out, "{name}{{group=\"{}\",counter=\"{counter}\"}} {v}", g.group);
+        }
+    }
+    let name = "fanout_overlay_control_total";
+    header(out, name, "Overlay control channel (UDP 7411) datagrams, by kind.", "counter");
+    let c = &o.counters;
+    for (kind, v) in [
+        ("received", c.received),
+        ("sent", c.sent),
+        ("send_error", c.send_errors),
+        ("unknown_group", c.unknown_group),
+        ("unresolved_next_hop", c.unresolved),
+    ] {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {v}");
+    }
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -231,6 +278,7 @@ mod tests {
             mroute: &mroute,
             neighbors: &[("static", 0)],
             igmp_groups: &[("veth1".to_owned(), 2)],
+            overlay: None,
             uptime: Duration::from_secs(12),
         });
         for line in [
@@ -253,6 +301,43 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {family} ")), "{family} has no TYPE");
         }
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn overlay_families() {
+        let g = Ipv4Addr::new(239, 1, 1, 1);
+        let node = Ipv4Addr::new(10, 0, 0, 1);
+        let state = crate::ctl::OverlayProtocolData {
+            address: node,
+            groups: vec![crate::overlay::OverlayState {
+                node,
+                group: g,
+                rendezvous: node,
+                joined: true,
+                members: vec![node, Ipv4Addr::new(10, 0, 0, 2)],
+                neighbors: vec![crate::overlay::NeighborState {
+                    addr: Ipv4Addr::new(10, 0, 0, 2),
+                    up: true,
+                    rtt_ms: Some(3),
+                    cost: 3,
+                }],
+                trees: vec![],
+                counters: crate::overlay::Counters { joins_refused: 4, ..Default::default() },
+            }],
+            counters: crate::ctl::OverlayRuntimeCounters { sent: 9, ..Default::default() },
+            unresolved: vec![],
+        };
+        let mut text = String::new();
+        render_overlay(&mut text, &state);
+        for line in [
+            "fanout_overlay_members{group=\"239.1.1.1\"} 2",
+            "fanout_overlay_neighbors{group=\"239.1.1.1\"} 1",
+            "fanout_overlay_events_total{group=\"239.1.1.1\",counter=\"joins_refused\"} 4",
+            "fanout_overlay_events_total{group=\"239.1.1.1\",counter=\"bad_tag\"} 0",
+            "fanout_overlay_control_total{kind=\"sent\"} 9",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
     }
 
     #[test]

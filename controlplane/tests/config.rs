@@ -258,8 +258,6 @@ fn enumerations_and_ranges() {
     assert!(d.to_string().contains("power of two"), "{d}");
     let d = only_error("[limits]\npunt_rate = 0\n");
     assert_eq!(d.field, "limits.punt_rate");
-    let d = only_error("[routing]\nmode = \"overlay\"\n");
-    assert_eq!(d.kind, ErrorKind::UnsupportedMode("overlay".into()));
     let d = only_error("[routing]\nmode = \"pim\"\n");
     assert!(matches!(d.kind, ErrorKind::UnknownValue { .. }), "{d}");
     let text = route(
@@ -364,6 +362,16 @@ fn linkstate_mistakes_are_located() {
     let text = "[[interface]]\nname = \"veth0\"\ncost = 0\n";
     let d = only_error(text);
     assert_eq!((d.field.as_str(), d.line, d.col), ("interface[0].cost", 3, 8));
+    // DVMRP metrics: 1..=31 (32 is infinity); default 1.
+    let d = only_error("[[interface]]\nname = \"veth0\"\nmetric = 32\n");
+    assert_eq!((d.field.as_str(), d.line, d.col), ("interface[0].metric", 3, 10));
+    assert!(d.to_string().contains("DVMRP infinity"), "{d}");
+    let c = parse("[[interface]]\nname = \"veth0\"\nmetric = 4\n[[interface]]\nname = \"veth1\"\n")
+        .expect("valid");
+    assert_eq!(
+        (c.interface("veth0").unwrap().metric, c.interface("veth1").unwrap().metric),
+        (4, 1)
+    );
 }
 
 const OVERLAY_KEY: &str = "00112233445566778899aabbccddeeff";
@@ -450,4 +458,109 @@ fn overlay_mistakes_are_located() {
         (d.field.as_str(), d.line, d.kind),
         ("overlay.send_key", 2, ErrorKind::UnknownSendKey(3))
     );
+}
+
+const OVERLAY_SECRET: &str = "000102030405060708090a0b0c0d0e0f";
+
+fn overlay_mode(extra: &str) -> String {
+    format!(
+        "[routing]\nmode = \"overlay\"\n{IFACES}[overlay]\naddress = \"10.0.1.1\"\n\
+         rendezvous = \"10.0.2.1\"\nlocal_interface = \"veth1\"\ngroups = [\"239.7.7.7\"]\n\
+         keys = [{{ id = 1, secret = \"{OVERLAY_SECRET}\" }}]\n{extra}"
+    )
+}
+
+#[test]
+fn overlay_mode_settings() {
+    use controlplane::overlay::{TopologyMode, TreeMode};
+    let c = parse(&overlay_mode(
+        "topology = \"self-organising\"\ntarget_degree = 2\nmax_degree = 4\n\
+         probe_interval = \"1s\"\nhysteresis_percent = 10\ntree = \"shared-core\"\n\
+         core = \"10.0.2.1\"\nheartbeat_interval = \"200ms\"\ndead_multiplier = 4\n\
+         max_members = 16\n",
+    ))
+    .unwrap();
+    assert_eq!(c.routing, RoutingMode::Overlay);
+    assert!(c.uses_overlay(), "the data port must be steered to the data plane");
+    let p = c.overlay.protocol.as_ref().expect("protocol settings");
+    assert_eq!(p.address, Ipv4Addr::new(10, 0, 1, 1));
+    assert_eq!(c.overlay.origin, Some(p.address), "the origin is the node's address");
+    assert_eq!((p.rendezvous, p.local_interface.as_str()), (Ipv4Addr::new(10, 0, 2, 1), "veth1"));
+    assert_eq!(p.groups, [Ipv4Addr::new(239, 7, 7, 7)]);
+    let TopologyMode::SelfOrganising(so) = &p.topology else { panic!("{:?}", p.topology) };
+    assert_eq!((so.target_degree, so.max_degree, so.hysteresis_percent), (2, 4, 10));
+    assert_eq!(so.probe_interval, Duration::from_secs(1));
+    assert_eq!(p.tree, TreeMode::SharedCore { core: Ipv4Addr::new(10, 0, 2, 1) });
+    assert_eq!((p.heartbeat_interval, p.dead_multiplier), (Duration::from_millis(200), 4));
+    assert_eq!(p.max_members, Some(16));
+
+    let c =
+        parse(&overlay_mode("[[overlay.link]]\na = \"10.0.1.1\"\nb = \"10.0.2.1\"\ncost = 5\n"))
+            .unwrap();
+    let p = c.overlay.protocol.unwrap();
+    let TopologyMode::Static { links } = &p.topology else { panic!("{:?}", p.topology) };
+    assert_eq!((links.len(), links[0].cost), (1, 5));
+    assert_eq!(p.tree, TreeMode::ShortestPath);
+    // Other modes carry no protocol settings.
+    assert_eq!(parse(IFACES).unwrap().overlay.protocol, None);
+}
+
+#[test]
+fn overlay_mode_mistakes_are_located() {
+    // Everything missing: one diagnostic per required key, at the [overlay] header.
+    let text = format!("[routing]\nmode = \"overlay\"\n{IFACES}[overlay]\nport = 7410\n");
+    let err = parse(&text).unwrap_err();
+    let fields: Vec<&str> = err.diagnostics().iter().map(|d| d.field.as_str()).collect();
+    for f in [
+        "overlay.address",
+        "overlay.rendezvous",
+        "overlay.local_interface",
+        "overlay.groups",
+        "overlay.link",
+        "overlay.keys",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    let header = line_of(&text, "[overlay]");
+    assert!(err.diagnostics().iter().all(|d| d.line == header), "{err}");
+    assert!(err.to_string().contains("routing mode \"overlay\" needs overlay.rendezvous"), "{err}");
+
+    let link = "[[overlay.link]]\na = \"10.0.1.1\"\nb = \"10.0.2.1\"\n";
+    let cases: [(&str, &str, &str); 7] = [
+        ("groups = [\"10.1.1.1\"]\n", "overlay.groups[0]", "groups = [\"10.1"),
+        ("topology = \"mesh\"\n", "overlay.topology", "mesh"),
+        (
+            "topology = \"self-organising\"\ntarget_degree = 5\nmax_degree = 2\n",
+            "overlay.max_degree",
+            "max_degree",
+        ),
+        ("tree = \"shared-core\"\n", "overlay.core", "[overlay]"),
+        ("heartbeat_interval = \"1\"\n", "overlay.heartbeat_interval", "heartbeat_interval"),
+        ("origin = \"10.9.9.9\"\n", "overlay.origin", "origin ="),
+        (
+            "[[overlay.link]]\na = \"10.0.1.1\"\nb = \"10.0.1.1\"\n",
+            "overlay.link[0].b",
+            "b = \"10.0.1.1",
+        ),
+    ];
+    for (extra, field, needle) in cases {
+        // The replacement of `groups` keeps one definition of the key.
+        let text = if extra.starts_with("groups") {
+            overlay_mode(link).replace("groups = [\"239.7.7.7\"]\n", extra)
+        } else if extra.starts_with("[[overlay.link]]") {
+            overlay_mode(extra)
+        } else {
+            overlay_mode(&format!("{extra}{link}"))
+        };
+        let d = only_error(&text);
+        assert_eq!((d.field.as_str(), d.line), (field, line_of(&text, needle)), "{d}");
+    }
+    let text =
+        overlay_mode(link).replace("local_interface = \"veth1\"", "local_interface = \"eth9\"");
+    let d = only_error(&text);
+    assert_eq!(d.kind, ErrorKind::UnknownInterface("eth9".into()));
+
+    // Protocol keys outside routing mode overlay would do nothing: refused.
+    let d = only_error(&format!("{IFACES}[overlay]\nrendezvous = \"10.0.2.1\"\n"));
+    assert_eq!(d.kind, ErrorKind::OverlayKeyOutsideOverlayMode("overlay.rendezvous".into()));
 }

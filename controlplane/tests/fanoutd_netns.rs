@@ -8,59 +8,41 @@
 #![cfg(feature = "daemon")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use controlplane::ctl::{CountersData, InterfacesData, MrouteData};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+mod common;
+use common::{
+    fanoutctl, privileged, start_fanoutd, stop_cleanly, thread_in, wait_for, End, Spawned, TestNet,
+    TwoRouters,
+};
 
 /// A namespace with a veth pair, and the daemon started in it; torn down on drop (success or
-/// failure): the daemon is killed by PID, the namespace deleted (which deletes the veths).
+/// failure): the daemon is killed by PID, then the namespace deleted (which deletes the veths).
 struct Testbed {
+    daemon: Option<Spawned>,
+    net: TestNet,
     ns: String,
     veths: [String; 2],
     dir: tempfile::TempDir,
-    daemon: Option<Child>,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Testbed {
     fn new() -> Testbed {
-        let id = format!(
-            "{:x}{}",
-            std::process::id() % 0xfffff,
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let ns = format!("fanoutd-t-{id}");
-        // "fd" + id + "a": at most 2 + 6 + 1 + 1 = 10 bytes, under IFNAMSIZ.
-        let veths = [format!("fd{id}a"), format!("fd{id}b")];
-        ip(&["netns", "add", &ns]);
-        let tb = Testbed { ns, veths, dir: tempfile::tempdir().unwrap(), daemon: None };
-        let [a, b] = &tb.veths;
-        ip(&["-n", &tb.ns, "link", "add", a, "type", "veth", "peer", "name", b]);
-        ip(&["-n", &tb.ns, "addr", "add", "10.77.0.1/24", "dev", a]);
-        ip(&["-n", &tb.ns, "addr", "add", "10.77.1.1/24", "dev", b]);
-        ip(&["-n", &tb.ns, "link", "set", a, "up"]);
-        ip(&["-n", &tb.ns, "link", "set", b, "up"]);
+        let mut net = TestNet::new("fd");
+        let ns = net.add_ns("r").expect("namespace");
+        let veths = [net.ifname("a").expect("ifname"), net.ifname("b").expect("ifname")];
+        let [a, b] = &veths;
+        net.veth(End::new(&ns, a, "10.77.0.1/24"), End::new(&ns, b, "10.77.1.1/24")).expect("veth");
         // IGMP reports sent from b (a local address) arrive on a: accept them instead of
         // dropping them as martians.
         for conf in ["all", a.as_str()] {
-            let key = format!("net.ipv4.conf.{conf}.accept_local=1");
-            let ok = Command::new("ip")
-                .args(["netns", "exec", &tb.ns, "sysctl", "-qw", &key])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "sysctl {key}");
+            net.sysctl(&ns, &format!("net.ipv4.conf.{conf}.accept_local"), "1").expect("sysctl");
         }
-        tb
+        Testbed { daemon: None, net, ns, veths, dir: tempfile::tempdir().expect("tempdir") }
     }
 
     fn socket(&self) -> PathBuf {
@@ -82,88 +64,32 @@ impl Testbed {
     }
 
     fn start_daemon(&mut self) {
-        std::fs::write(self.config_path(), self.config()).unwrap();
-        // `ip netns exec` execs fanoutd after setns, so the child PID is the daemon's.
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                env!("CARGO_BIN_EXE_fanoutd"),
-                "--foreground",
-                "--config",
-            ])
-            .arg(self.config_path())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn fanoutd");
-        self.daemon = Some(child);
+        std::fs::write(self.config_path(), self.config()).expect("write config");
+        self.daemon = Some(start_fanoutd(&self.net, &self.ns, &self.config_path()));
     }
 
-    fn pid(&self) -> Pid {
-        Pid::from_raw(i32::try_from(self.daemon.as_ref().unwrap().id()).expect("pid fits pid_t"))
+    fn daemon(&mut self) -> &mut Spawned {
+        self.daemon.as_mut().expect("daemon started")
     }
 
     fn xdp_attached(&self, veth: &str) -> bool {
-        let out = Command::new("ip")
-            .args(["-n", &self.ns, "link", "show", "dev", veth])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("xdp")
+        self.net.ip(&self.ns, &["link", "show", "dev", veth]).is_ok_and(|out| out.contains("xdp"))
     }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            if child.try_wait().ok().flatten().is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-fn fanoutctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fanoutctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 #[test]
 fn fanoutd_in_a_namespace() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
+    if !privileged() {
         return;
     }
     let mut tb = Testbed::new();
     tb.start_daemon();
     let sock = tb.socket();
-    let up =
-        wait_for(Duration::from_secs(15), || fanoutctl(&sock, &["show", "interfaces", "--json"]).0);
+    let up = wait_for(Duration::from_secs(15), || {
+        fanoutctl(&sock, &["show", "interfaces", "--json"]).0 == 0
+    });
     if !up {
-        let status = tb.daemon.as_mut().unwrap().try_wait().unwrap();
+        let status = tb.daemon().try_wait().unwrap();
         panic!("fanoutd did not come up (exit status {status:?}); see its log above");
     }
 
@@ -179,11 +105,11 @@ fn fanoutd_in_a_namespace() {
     assert_eq!(ifaces.interfaces[0].ipv4.to_string(), "10.77.0.1");
     assert!(tb.xdp_attached(&tb.veths[0]) && tb.xdp_attached(&tb.veths[1]));
 
-    let (ok, out, err) = fanoutctl(&sock, &["clear", "counters"]);
-    assert!(ok, "{err}");
+    let (code, out, err) = fanoutctl(&sock, &["clear", "counters"]);
+    assert!(code == 0, "{err}");
     assert_eq!(out, "cleared counters\n");
-    let (ok, out, _) = fanoutctl(&sock, &["show", "counters", "--json"]);
-    assert!(ok);
+    let (code, out, _) = fanoutctl(&sock, &["show", "counters", "--json"]);
+    assert!(code == 0);
     let counters: CountersData = serde_json::from_str(&out).unwrap();
     assert_eq!(counters.interfaces.len(), 2);
     assert!(counters.xdp.contains_key("rx_total"), "{:?}", counters.xdp);
@@ -191,13 +117,11 @@ fn fanoutd_in_a_namespace() {
     // IGMP on a: a socket on b joins a group; the kernel's report crosses the veth and
     // fanoutd's IGMP core learns the member.
     let group = std::net::Ipv4Addr::new(239, 7, 7, 9);
-    let ns_file = std::fs::File::open(format!("/var/run/netns/{}", tb.ns)).unwrap();
     let b_ifindex = ifaces.interfaces[1].ifindex;
     let (joined_tx, joined_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let member = std::thread::spawn(move || {
-        // setns affects only this thread; the socket lives in the router's namespace.
-        nix::sched::setns(&ns_file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    // The socket lives in the router's namespace.
+    let member = thread_in(&tb.ns, move || {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         s.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(b_ifindex)).unwrap();
         joined_tx.send(()).unwrap();
@@ -206,42 +130,36 @@ fn fanoutd_in_a_namespace() {
     joined_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let mut last = String::new();
     let learned = wait_for(Duration::from_secs(10), || {
-        let (ok, out, _) = fanoutctl(&sock, &["show", "igmp", "--json"]);
+        let (code, out, _) = fanoutctl(&sock, &["show", "igmp", "--json"]);
         last = out;
-        ok && serde_json::from_str::<serde_json::Value>(&last).unwrap()["interfaces"][0]["groups"]
-            .as_array()
-            .is_some_and(|g| g.iter().any(|g| g["group"] == group.to_string()))
+        code == 0
+            && serde_json::from_str::<serde_json::Value>(&last).unwrap()["interfaces"][0]["groups"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g["group"] == group.to_string()))
     });
     drop(done_tx);
     member.join().unwrap();
     assert!(learned, "IGMP membership not learned: {last}");
-    let (ok, out, _) = fanoutctl(&sock, &["show", "igmp"]);
-    assert!(ok && out.contains("239.7.7.9") && out.contains("10.77.1.1"), "{out}");
+    let (code, out, _) = fanoutctl(&sock, &["show", "igmp"]);
+    assert!(code == 0 && out.contains("239.7.7.9") && out.contains("10.77.1.1"), "{out}");
 
     // SIGHUP with a broken file: the daemon stays up with its routes.
     std::fs::write(tb.config_path(), tb.config().replace("239.7.7.7", "10.7.7.7")).unwrap();
-    kill(tb.pid(), Signal::SIGHUP).unwrap();
+    tb.daemon().signal(Signal::SIGHUP).unwrap();
     let failed_reload_seen = wait_for(Duration::from_secs(5), || {
-        let (ok, out, _) = fanoutctl(&sock, &["show", "counters", "--json"]);
-        ok && serde_json::from_str::<CountersData>(&out).unwrap().control.reloads_failed == 1
+        let (code, out, _) = fanoutctl(&sock, &["show", "counters", "--json"]);
+        code == 0 && serde_json::from_str::<CountersData>(&out).unwrap().control.reloads_failed == 1
     });
     assert!(failed_reload_seen, "the failed reload was not counted");
-    let (ok, out, _) = fanoutctl(&sock, &["show", "mroute", "--json"]);
-    assert!(ok);
+    let (code, out, _) = fanoutctl(&sock, &["show", "mroute", "--json"]);
+    assert!(code == 0);
     let mroute: MrouteData = serde_json::from_str(&out).unwrap();
     assert_eq!(mroute.routes.len(), 1);
     assert_eq!(mroute.routes[0].group.to_string(), "239.7.7.7");
     assert_eq!(mroute.routes[0].oifs[0].name, tb.veths[1]);
 
     // SIGTERM: exit 0, socket gone, XDP detached.
-    kill(tb.pid(), Signal::SIGTERM).unwrap();
-    let mut child = tb.daemon.take().unwrap();
-    let mut status = None;
-    assert!(wait_for(Duration::from_secs(10), || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    }));
-    assert!(status.unwrap().success(), "fanoutd exit status {status:?}");
+    stop_cleanly(std::slice::from_mut(tb.daemon()));
     assert!(!sock.exists(), "control socket left behind");
     assert!(!tb.xdp_attached(&tb.veths[0]) && !tb.xdp_attached(&tb.veths[1]), "XDP still attached");
 }
@@ -271,24 +189,8 @@ fn check_config_exit_codes() {
     assert!(err.contains("bad.toml:4:8: interface[1].name: duplicate interface \"eth0\" (first defined on line 2)"), "{err}");
 }
 
-/// Namespaces and daemons of the DVMRP test, removed/killed on drop.
-struct Guard(Vec<String>, Vec<Child>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.1 {
-            if c.try_wait().ok().flatten().is_none() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// Two routers in two namespaces, linked by a veth, each with a stub LAN (a veth pair whose
-/// peer stays unconfigured), running routing mode dvmrp.
+/// Two routers in two namespaces, linked by a veth, each with a stub LAN whose far end plays the
+/// host (common::TwoRouters), running routing mode dvmrp.
 ///
 /// Input: both daemons started with 1 s probes.
 /// Output: each lists the other as a two-way DVMRP neighbour on the link and learns the other's
@@ -296,112 +198,40 @@ impl Drop for Guard {
 /// routers (all but the first packet, punted at each hop); both stop cleanly.
 #[test]
 fn dvmrp_between_two_daemons() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
+    if !privileged() {
         return;
     }
-    let id =
-        format!("{:x}{}", std::process::id() % 0xfffff, COUNTER.fetch_add(1, Ordering::Relaxed));
-    let ns = [format!("fanoutd-r1-{id}"), format!("fanoutd-r2-{id}")];
-    let mut guard = Guard(Vec::new(), Vec::new());
-    for n in &ns {
-        ip(&["netns", "add", n]);
-        guard.0.push(n.clone());
-    }
-    // Link r1:l1 <-> r2:l2 (10.88.12.0/24); stubs r1:s1 (10.88.1.0/24), r2:s2 (10.88.2.0/24).
-    let (l1, l2, s1, s2) =
-        (format!("l{id}a"), format!("l{id}b"), format!("s{id}a"), format!("s{id}b"));
-    ip(&["-n", &ns[0], "link", "add", &l1, "type", "veth", "peer", "name", &l2, "netns", &ns[1]]);
-    ip(&["-n", &ns[0], "link", "add", &s1, "type", "veth", "peer", "name", &format!("{s1}p")]);
-    ip(&["-n", &ns[1], "link", "add", &s2, "type", "veth", "peer", "name", &format!("{s2}p")]);
-    for (n, dev, addr) in [
-        (&ns[0], &l1, "10.88.12.1/24"),
-        (&ns[1], &l2, "10.88.12.2/24"),
-        (&ns[0], &s1, "10.88.1.1/24"),
-        (&ns[1], &s2, "10.88.2.1/24"),
-    ] {
-        ip(&["-n", n, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", n, "link", "set", dev, "up"]);
-    }
-    ip(&["-n", &ns[0], "link", "set", &format!("{s1}p"), "up"]);
-    ip(&["-n", &ns[1], "link", "set", &format!("{s2}p"), "up"]);
-    // Hosts: the stub peers get their own addresses. Their traffic enters the router through
-    // the veth and carries a source address local to the namespace: accept it, and turn off
-    // checksum offload (a partial checksum does not survive AF_XDP forwarding).
-    ip(&["-n", &ns[0], "addr", "add", "10.88.1.2/32", "dev", &format!("{s1}p")]);
-    ip(&["-n", &ns[1], "addr", "add", "10.88.2.2/32", "dev", &format!("{s2}p")]);
-    for (n, devs) in
-        [(&ns[0], [&l1, &s1, &format!("{s1}p")]), (&ns[1], [&l2, &s2, &format!("{s2}p")])]
-    {
-        for conf in ["all", devs[0].as_str(), devs[1].as_str()] {
-            for key in [
-                format!("net.ipv4.conf.{conf}.accept_local=1"),
-                format!("net.ipv4.conf.{conf}.rp_filter=0"),
-            ] {
-                let ok = Command::new("ip")
-                    .args(["netns", "exec", n, "sysctl", "-qw", &key])
-                    .status()
-                    .unwrap();
-                assert!(ok.success(), "sysctl {key}");
-            }
-        }
-        for dev in devs {
-            let ok = Command::new("ip")
-                .args(["netns", "exec", n, "ethtool", "-K", dev, "tx", "off", "rx", "off"])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "ethtool -K {dev}");
-        }
-    }
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut sockets = Vec::new();
-    for (i, (n, ifaces)) in [(&ns[0], [&l1, &s1]), (&ns[1], [&l2, &s2])].into_iter().enumerate() {
-        let sock = dir.path().join(format!("r{i}.sock"));
-        let cfg = dir.path().join(format!("r{i}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[daemon]\ncontrol_socket = \"{}\"\n[routing]\nmode = \"dvmrp\"\n\
-                 [dvmrp]\nprobe_interval = \"1s\"\nneighbor_timeout = \"5s\"\n\
-                 [[interface]]\nname = \"{}\"\n[[interface]]\nname = \"{}\"\nigmp = true\n",
-                sock.display(),
-                ifaces[0],
-                ifaces[1]
-            ),
+    let mut net = TwoRouters::new("fv", [10, 88]);
+    net.start(|_, link, stub, sock| {
+        format!(
+            "[daemon]\ncontrol_socket = \"{}\"\n[routing]\nmode = \"dvmrp\"\n\
+             [dvmrp]\nprobe_interval = \"1s\"\nneighbor_timeout = \"5s\"\n\
+             [[interface]]\nname = \"{link}\"\n[[interface]]\nname = \"{stub}\"\nigmp = true\n",
+            sock.display(),
         )
-        .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", n, env!("CARGO_BIN_EXE_fanoutd"), "--foreground", "--config"])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        guard.1.push(child);
-        sockets.push(sock);
-    }
-    let peers = ["10.88.12.2", "10.88.12.1"];
-    let stubs = ["10.88.2.0", "10.88.1.0"];
-    for (i, sock) in sockets.iter().enumerate() {
+    });
+    for i in 0..2 {
+        let (peer, stub, own_stub) =
+            (net.link_addr(1 - i).to_string(), net.stub_subnet(1 - i), net.stub_subnet(i));
         let mut last = String::new();
         let converged = wait_for(Duration::from_secs(20), || {
-            let (ok, out, _) = fanoutctl(sock, &["show", "neighbors", "--json"]);
+            let (code, out, _) = fanoutctl(&net.socket(i), &["show", "neighbors", "--json"]);
             last = out;
-            if !ok {
+            if code != 0 {
                 return false;
             }
             let v: serde_json::Value = serde_json::from_str(&last).unwrap();
             let two_way = v["neighbors"]
                 .as_array()
-                .is_some_and(|n| n.iter().any(|n| n["addr"] == peers[i] && n["two_way"] == true));
+                .is_some_and(|n| n.iter().any(|n| n["addr"] == peer && n["two_way"] == true));
             let routes = v["routes"].as_array().cloned().unwrap_or_default();
-            let learned = routes.iter().any(|r| r["origin"] == stubs[i] && r["connected"] == false);
+            let learned =
+                routes.iter().any(|r| r["origin"] == stub.to_string() && r["connected"] == false);
             // The peer depends on us for our own stub (its poison-reverse report arrived):
             // only then is the link an oif for traffic from our stub.
-            let own_stub = stubs[1 - i];
             let depended_on = routes.iter().any(|r| {
-                r["origin"] == own_stub && r["dependents"].as_array().is_some_and(|d| !d.is_empty())
+                r["origin"] == own_stub.to_string()
+                    && r["dependents"].as_array().is_some_and(|d| !d.is_empty())
             });
             two_way && learned && depended_on
         });
@@ -410,81 +240,31 @@ fn dvmrp_between_two_daemons() {
 
     // Traffic: a member on r2's stub, a sender on r1's stub, 100 datagrams of one (S,G).
     let group = std::net::Ipv4Addr::new(239, 88, 9, 9);
-    let netns = |n: &str| std::fs::File::open(format!("/var/run/netns/{n}")).unwrap();
-    let ifindex = |n: &str, dev: &str| -> u32 {
-        let out =
-            Command::new("ip").args(["-n", n, "-o", "link", "show", "dev", dev]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).split(':').next().unwrap().trim().parse().unwrap()
-    };
-    let (r2_ns, s2p_index) = (netns(&ns[1]), ifindex(&ns[1], &format!("{s2}p")));
-    let (joined_tx, joined_rx) = std::sync::mpsc::channel();
-    let receiver = std::thread::spawn(move || -> usize {
-        nix::sched::setns(&r2_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-        s.set_reuse_address(true).unwrap();
-        s.bind(&std::net::SocketAddrV4::new(group, 5000).into()).unwrap();
-        s.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(s2p_index)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        joined_tx.send(()).unwrap();
-        let socket: std::net::UdpSocket = s.into();
-        let mut buf = [0u8; 2048];
-        let mut n = 0;
-        // Ends 3 s after the last datagram (bounded: the sender sends 100).
-        while socket.recv(&mut buf).is_ok() {
-            n += 1;
-        }
-        n
-    });
-    joined_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let receiver = net.member(1, group, 5000);
     let member_seen = wait_for(Duration::from_secs(10), || {
-        let (ok, out, _) = fanoutctl(&sockets[1], &["show", "igmp", "--json"]);
-        ok && out.contains(&group.to_string())
+        let (code, out, _) = fanoutctl(&net.socket(1), &["show", "igmp", "--json"]);
+        code == 0 && out.contains(&group.to_string())
     });
     assert!(member_seen, "r2 did not learn the member");
-    let r1_ns = netns(&ns[0]);
-    let sender = std::thread::spawn(move || {
-        nix::sched::setns(&r1_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let src = std::net::Ipv4Addr::new(10, 88, 1, 2);
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-        s.bind(&std::net::SocketAddrV4::new(src, 0).into()).unwrap();
-        s.set_multicast_if_v4(&src).unwrap();
-        s.set_multicast_ttl_v4(8).unwrap();
-        let dst: socket2::SockAddr = std::net::SocketAddrV4::new(group, 5000).into();
-        for _ in 0..100 {
-            s.send_to(&[0x5a; 100], &dst).unwrap();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
-    sender.join().unwrap();
+    net.send(0, group, 5000, 100);
     let received = receiver.join().unwrap();
     // The first packet of the (S,G) is punted (not forwarded) at each of the two routers while
     // DVMRP installs the route; everything after it must arrive.
     if received < 98 {
-        for sock in &sockets {
-            eprintln!("{}", fanoutctl(sock, &["show", "counters"]).1);
-            eprintln!("{}", fanoutctl(sock, &["show", "mroute"]).1);
+        for i in 0..2 {
+            eprintln!("{}", fanoutctl(&net.socket(i), &["show", "counters"]).1);
+            eprintln!("{}", fanoutctl(&net.socket(i), &["show", "mroute"]).1);
         }
     }
     assert!(received >= 98, "received {received} of 100");
-    let (_, out, _) = fanoutctl(&sockets[0], &["show", "mroute", "--json"]);
+    let (_, out, _) = fanoutctl(&net.socket(0), &["show", "mroute", "--json"]);
     let mroute: MrouteData = serde_json::from_str(&out).unwrap();
     assert!(
-        mroute
-            .routes
-            .iter()
-            .any(|r| r.group == group && r.iif == s1 && r.oifs.iter().any(|o| o.name == l1)),
+        mroute.routes.iter().any(|r| r.group == group
+            && r.iif == net.stub[0]
+            && r.oifs.iter().any(|o| o.name == net.link[0])),
         "{out}"
     );
     eprintln!("dvmrp: {received} of 100 datagrams crossed two fanoutd routers");
-    for c in &mut guard.1 {
-        kill(Pid::from_raw(i32::try_from(c.id()).unwrap()), Signal::SIGTERM).unwrap();
-    }
-    for c in &mut guard.1 {
-        let mut status = None;
-        assert!(wait_for(Duration::from_secs(10), || {
-            status = c.try_wait().unwrap();
-            status.is_some()
-        }));
-        assert!(status.unwrap().success(), "exit status {status:?}");
-    }
+    net.stop();
 }

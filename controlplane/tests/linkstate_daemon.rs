@@ -6,8 +6,7 @@
 //! `show spt` and fanoutctl renders them.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,9 @@ use crossbeam::channel::{bounded, Receiver, Sender};
 use dataplane_api::{IfIndex, Punt};
 use serde_json::Value;
 use wire::igmp::IgmpRepr;
+
+mod common;
+use common::fanoutctl;
 
 const LINK: IfIndex = IfIndex(10);
 
@@ -139,20 +141,6 @@ impl Drop for Router {
             let _ = t.join();
         }
     }
-}
-
-fn fanoutctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fanoutctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run fanoutctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 /// Polls `cond` every 20 ms for at most 5 s.
@@ -311,57 +299,11 @@ fn other_modes_refuse_lsdb_and_spt() {
 /// all but the punted first packet at each hop arrive, both daemons exit 0 on SIGTERM.
 #[cfg(feature = "daemon")]
 mod netns {
-    use std::process::{Child, Command, Stdio};
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Duration, Instant};
 
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     use serde_json::Value;
 
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-    fn ip(args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Namespaces and daemons, removed/killed on drop (success or failure).
-    struct Guard(Vec<String>, Vec<Child>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            for c in &mut self.1 {
-                if c.try_wait().ok().flatten().is_none() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
-            for ns in &self.0 {
-                let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            }
-        }
-    }
-
-    fn ctl_json(sock: &std::path::Path, what: &str) -> Option<Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_fanoutctl"))
-            .arg("--socket")
-            .arg(sock)
-            .args(["show", what, "--json"])
-            .output()
-            .ok()?;
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
-    }
-
-    fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if cond() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cond()
-    }
+    use crate::common::{privileged, show_json, wait_for, TwoRouters};
 
     /// (kind, id, adv_router, seq) of every LSA, sorted.
     fn instances(db: &Value) -> Vec<(String, String, String, u64)> {
@@ -386,101 +328,26 @@ mod netns {
 
     #[test]
     fn linkstate_between_two_daemons() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
+        if !privileged() {
             return;
         }
-        let id = format!(
-            "{:x}{}",
-            std::process::id() % 0xfffff,
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let ns = [format!("fanls-r1-{id}"), format!("fanls-r2-{id}")];
-        let mut guard = Guard(Vec::new(), Vec::new());
-        for n in &ns {
-            ip(&["netns", "add", n]);
-            guard.0.push(n.clone());
-        }
-        // Link r1:l1 <-> r2:l2 (10.89.12.0/24); stubs r1:s1 (10.89.1.0/24), r2:s2 (10.89.2.0/24).
-        let (l1, l2, s1, s2) =
-            (format!("k{id}a"), format!("k{id}b"), format!("t{id}a"), format!("t{id}b"));
-        let (s1p, s2p) = (format!("{s1}p"), format!("{s2}p"));
-        ip(&[
-            "-n", &ns[0], "link", "add", &l1, "type", "veth", "peer", "name", &l2, "netns", &ns[1],
-        ]);
-        ip(&["-n", &ns[0], "link", "add", &s1, "type", "veth", "peer", "name", &s1p]);
-        ip(&["-n", &ns[1], "link", "add", &s2, "type", "veth", "peer", "name", &s2p]);
-        for (n, dev, addr) in [
-            (&ns[0], &l1, "10.89.12.1/24"),
-            (&ns[1], &l2, "10.89.12.2/24"),
-            (&ns[0], &s1, "10.89.1.1/24"),
-            (&ns[1], &s2, "10.89.2.1/24"),
-            (&ns[0], &s1p, "10.89.1.2/32"),
-            (&ns[1], &s2p, "10.89.2.2/32"),
-        ] {
-            ip(&["-n", n, "addr", "add", addr, "dev", dev]);
-            ip(&["-n", n, "link", "set", dev, "up"]);
-        }
-        // As in fanoutd_netns.rs: hosts' traffic has a namespace-local source address, and
-        // partial checksums do not survive AF_XDP forwarding.
-        for (n, devs) in [(&ns[0], [&l1, &s1, &s1p]), (&ns[1], [&l2, &s2, &s2p])] {
-            for conf in ["all", devs[0].as_str(), devs[1].as_str()] {
-                for key in [
-                    format!("net.ipv4.conf.{conf}.accept_local=1"),
-                    format!("net.ipv4.conf.{conf}.rp_filter=0"),
-                ] {
-                    let ok = Command::new("ip")
-                        .args(["netns", "exec", n, "sysctl", "-qw", &key])
-                        .status()
-                        .unwrap();
-                    assert!(ok.success(), "sysctl {key}");
-                }
-            }
-            for dev in devs {
-                let ok = Command::new("ip")
-                    .args(["netns", "exec", n, "ethtool", "-K", dev, "tx", "off", "rx", "off"])
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(ok.success(), "ethtool -K {dev}");
-            }
-        }
-
-        let dir = tempfile::tempdir().unwrap();
-        let mut sockets = Vec::new();
-        for (i, (n, ifaces)) in [(&ns[0], [&l1, &s1]), (&ns[1], [&l2, &s2])].into_iter().enumerate()
-        {
-            let sock = dir.path().join(format!("r{i}.sock"));
-            let cfg = dir.path().join(format!("r{i}.toml"));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "[daemon]\ncontrol_socket = \"{}\"\n[routing]\nmode = \"linkstate\"\n\
-                     [linkstate]\npreset = \"fast\"\nkey_id = 1\nsecret = \"t\"\n\
-                     [[interface]]\nname = \"{}\"\ncost = 5\n\
-                     [[interface]]\nname = \"{}\"\nigmp = true\n",
-                    sock.display(),
-                    ifaces[0],
-                    ifaces[1]
-                ),
+        let mut net = TwoRouters::new("fl", [10, 89]);
+        net.start(|_, link, stub, sock| {
+            format!(
+                "[daemon]\ncontrol_socket = \"{}\"\n[routing]\nmode = \"linkstate\"\n\
+                 [linkstate]\npreset = \"fast\"\nkey_id = 1\nsecret = \"t\"\n\
+                 [[interface]]\nname = \"{link}\"\ncost = 5\n\
+                 [[interface]]\nname = \"{stub}\"\nigmp = true\n",
+                sock.display(),
             )
-            .unwrap();
-            let child = Command::new("ip")
-                .args(["netns", "exec", n, env!("CARGO_BIN_EXE_fanoutd"), "--foreground"])
-                .arg("--config")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            guard.1.push(child);
-            sockets.push(sock);
-        }
+        });
+        let sockets = [net.socket(0), net.socket(1)];
 
         let started = Instant::now();
         for (i, sock) in sockets.iter().enumerate() {
             let mut last = Value::Null;
             let full = wait_for(Duration::from_secs(20), || {
-                last = ctl_json(sock, "neighbors").unwrap_or(Value::Null);
+                last = show_json(sock, "neighbors").unwrap_or(Value::Null);
                 last["neighbors"].as_array().is_some_and(|n| n.iter().any(|n| n["state"] == "full"))
             });
             assert!(full, "router {i} did not reach Full: {last}");
@@ -488,73 +355,29 @@ mod netns {
         let full_after = started.elapsed();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let synced = wait_for(Duration::from_secs(10), || {
-            a = ctl_json(&sockets[0], "lsdb").map(|d| instances(&d)).unwrap_or_default();
-            b = ctl_json(&sockets[1], "lsdb").map(|d| instances(&d)).unwrap_or_default();
+            a = show_json(&sockets[0], "lsdb").map(|d| instances(&d)).unwrap_or_default();
+            b = show_json(&sockets[1], "lsdb").map(|d| instances(&d)).unwrap_or_default();
             a == b && a.len() >= 2 && a.iter().all(|l| l.3 >= 2)
         });
         assert!(synced, "LSDBs differ:\n{a:?}\n{b:?}");
 
         // A kernel member on r2's stub: IGMP -> membership LSA -> r1.
         let group = std::net::Ipv4Addr::new(239, 89, 9, 9);
-        let netns = |n: &str| std::fs::File::open(format!("/var/run/netns/{n}")).unwrap();
-        let ifindex = |n: &str, dev: &str| -> u32 {
-            let out = Command::new("ip")
-                .args(["-n", n, "-o", "link", "show", "dev", dev])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).split(':').next().unwrap().trim().parse().unwrap()
-        };
-        let (r2_ns, s2p_index) = (netns(&ns[1]), ifindex(&ns[1], &s2p));
-        let (joined_tx, joined_rx) = std::sync::mpsc::channel();
-        let receiver = std::thread::spawn(move || -> usize {
-            nix::sched::setns(&r2_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let s =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-            s.set_reuse_address(true).unwrap();
-            s.bind(&std::net::SocketAddrV4::new(group, 5000).into()).unwrap();
-            s.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(s2p_index))
-                .unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            joined_tx.send(()).unwrap();
-            let socket: std::net::UdpSocket = s.into();
-            let mut buf = [0u8; 2048];
-            let mut n = 0;
-            // Ends 3 s after the last datagram (bounded: the sender sends 100).
-            while socket.recv(&mut buf).is_ok() {
-                n += 1;
-            }
-            n
-        });
-        joined_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let receiver = net.member(1, group, 5000);
         let member = wait_for(Duration::from_secs(15), || {
-            ctl_json(&sockets[0], "lsdb").is_some_and(|d| {
+            show_json(&sockets[0], "lsdb").is_some_and(|d| {
                 d["lsas"].as_array().is_some_and(|a| {
                     a.iter().any(|l| l["kind"] == "membership" && l["id"] == group.to_string())
                 })
             })
         });
         assert!(member, "r1 never got r2's membership LSA");
-        let r1_ns = netns(&ns[0]);
-        let sender = std::thread::spawn(move || {
-            nix::sched::setns(&r1_ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let src = std::net::Ipv4Addr::new(10, 89, 1, 2);
-            let s =
-                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-            s.bind(&std::net::SocketAddrV4::new(src, 0).into()).unwrap();
-            s.set_multicast_if_v4(&src).unwrap();
-            s.set_multicast_ttl_v4(8).unwrap();
-            let dst: socket2::SockAddr = std::net::SocketAddrV4::new(group, 5000).into();
-            for _ in 0..100 {
-                s.send_to(&[0x5a; 100], &dst).unwrap();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        sender.join().unwrap();
+        net.send(0, group, 5000, 100);
         let received = receiver.join().unwrap();
         if received < 98 {
             for sock in &sockets {
-                eprintln!("{:?}", ctl_json(sock, "mroute"));
-                eprintln!("{:?}", ctl_json(sock, "counters"));
+                eprintln!("{:?}", show_json(sock, "mroute"));
+                eprintln!("{:?}", show_json(sock, "counters"));
             }
         }
         // The first packet is punted (not forwarded) at each of the two routers.
@@ -562,16 +385,6 @@ mod netns {
         eprintln!(
             "linkstate: Full after {full_after:?}; {received} of 100 datagrams crossed two routers"
         );
-        for c in &mut guard.1 {
-            kill(Pid::from_raw(i32::try_from(c.id()).unwrap()), Signal::SIGTERM).unwrap();
-        }
-        for c in &mut guard.1 {
-            let mut status = None;
-            assert!(wait_for(Duration::from_secs(10), || {
-                status = c.try_wait().unwrap();
-                status.is_some()
-            }));
-            assert!(status.unwrap().success(), "exit status {status:?}");
-        }
+        net.stop();
     }
 }

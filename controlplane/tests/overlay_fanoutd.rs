@@ -13,14 +13,12 @@
 //! from S. Output: with equal keys every datagram reaches R exactly once, byte-identical, and
 //! `show overlay` / `show mroute` list the configured entries; with different keys nothing
 //! reaches R and B's `show counters --json` counts every datagram as `auth_fail`.
-//! Names carry the pid and a counter (parallel runs); a guard kills the daemons by PID and
-//! deletes the namespaces on success and failure.
+//! The network is a common::TestNet (run-unique names, parallel runs); the daemons are killed
+//! by PID and the namespaces deleted on success and failure.
 #![cfg(feature = "daemon")]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use controlplane::ctl::{CountersData, MrouteData, OverlayData};
@@ -43,121 +41,61 @@ const PAYLOAD: usize = 120;
 const KEY_1: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const KEY_2: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+mod common;
+use common::{
+    fanoutctl, privileged, start_fanoutd, thread_in, wait_for, wait_up, End, Spawned, TestNet,
+};
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Five namespaces with their veths and the two daemons; torn down on drop.
+/// Five namespaces with their veths and the two daemons; the daemons are killed by PID, then the
+/// namespaces deleted, on drop.
 struct Topology {
+    daemons: Vec<Spawned>,
+    net: TestNet,
     /// S, A, M, B, R.
     ns: [String; 5],
     devs: Devs,
     dir: tempfile::TempDir,
-    daemons: Vec<Child>,
 }
 
 struct Devs {
-    s: String,
     a_lan: String,
     a_wan: String,
-    ma: String,
-    mb: String,
     b_wan: String,
     b_lan: String,
-    r: String,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for c in &mut self.daemons {
-            if c.try_wait().ok().flatten().is_none() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
 }
 
 impl Topology {
     fn new() -> Topology {
-        let id =
-            format!("{}{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::Relaxed));
-        let t = Topology {
-            ns: ["s", "a", "m", "b", "r"].map(|n| format!("h16o-{id}-{n}")),
-            devs: Devs {
-                s: format!("p{id}s"),
-                a_lan: format!("p{id}al"),
-                a_wan: format!("p{id}aw"),
-                ma: format!("p{id}ma"),
-                mb: format!("p{id}mb"),
-                b_wan: format!("p{id}bw"),
-                b_lan: format!("p{id}bl"),
-                r: format!("p{id}r"),
-            },
-            dir: tempfile::tempdir().expect("tempdir"),
-            daemons: Vec::new(),
-        };
-        // Namespaces are pushed into `t` before anything can fail, so a failing step drops
-        // `t` and removes what exists so far.
-        let [ns, na, nm, nb, nr] = &t.ns;
-        let d = &t.devs;
-        for n in &t.ns {
-            sh(&["ip", "netns", "add", n]);
-            sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
-            for key in ["all", "default"] {
-                let disable = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-                sh(&["ip", "netns", "exec", n, "sysctl", "-qw", &disable]);
-            }
+        let mut net = TestNet::new("so");
+        let ns = ["s", "a", "m", "b", "r"].map(|n| net.add_ns(n).expect("namespace"));
+        let [s, a_lan, a_wan, ma, mb, b_wan, b_lan, r] =
+            ["s", "al", "aw", "ma", "mb", "bw", "bl", "r"].map(|d| net.ifname(d).expect("ifname"));
+        let [ns_s, na, nm, nb, nr] = &ns;
+        let cidr = |addr: Ipv4Addr| format!("{addr}/24");
+        let pairs = [
+            ((ns_s, &s, S_ADDR), (na, &a_lan, A_LAN)),
+            ((na, &a_wan, A_WAN), (nm, &ma, M_A)),
+            ((nm, &mb, M_B), (nb, &b_wan, B_WAN)),
+            ((nb, &b_lan, B_LAN), (nr, &r, R_ADDR)),
+        ];
+        for ((ln, l, laddr), (rn, r, raddr)) in pairs {
+            let (lc, rc) = (cidr(laddr), cidr(raddr));
+            net.veth(End::new(ln, l, &lc), End::new(rn, r, &rc)).expect("veth");
         }
-        for (l, ln, r, rn) in [
-            (&d.s, ns, &d.a_lan, na),
-            (&d.a_wan, na, &d.ma, nm),
-            (&d.mb, nm, &d.b_wan, nb),
-            (&d.b_lan, nb, &d.r, nr),
-        ] {
-            sh(&[
-                "ip", "link", "add", l, "netns", ln, "type", "veth", "peer", "name", r, "netns", rn,
-            ]);
-        }
-        sh(&["ip", "-n", nm, "link", "set", "dev", &d.ma, "address", MAC_MA]);
-        sh(&["ip", "-n", nb, "link", "set", "dev", &d.b_wan, "address", MAC_BW]);
-        for (n, dev, addr) in [
-            (ns, &d.s, S_ADDR),
-            (na, &d.a_lan, A_LAN),
-            (na, &d.a_wan, A_WAN),
-            (nm, &d.ma, M_A),
-            (nm, &d.mb, M_B),
-            (nb, &d.b_wan, B_WAN),
-            (nb, &d.b_lan, B_LAN),
-            (nr, &d.r, R_ADDR),
-        ] {
-            sh(&["ip", "-n", n, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            // CHECKSUM_PARTIAL packets are wrong once XDP redirects them to user space.
-            sh(&["ip", "netns", "exec", n, "ethtool", "-K", dev, "tx", "off", "rx", "off"]);
-            sh(&["ip", "-n", n, "link", "set", dev, "up"]);
-        }
+        net.ip(nm, &["link", "set", "dev", &ma, "address", MAC_MA]).expect("mac");
+        net.ip(nb, &["link", "set", "dev", &b_wan, "address", MAC_BW]).expect("mac");
         // M: a plain unicast IPv4 router, nothing multicast; a permanent neighbour for B so
         // its first forwarded packets do not wait in an ARP queue.
-        sh(&["ip", "netns", "exec", nm, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        sh(&[
-            "ip",
-            "-n",
-            nm,
-            "neigh",
-            "replace",
-            &B_WAN.to_string(),
-            "lladdr",
-            MAC_BW,
-            "dev",
-            &d.mb,
-        ]);
-        t
+        net.sysctl(nm, "net.ipv4.ip_forward", "1").expect("forwarding");
+        net.ip(nm, &["neigh", "replace", &B_WAN.to_string(), "lladdr", MAC_BW, "dev", &mb])
+            .expect("neighbour");
+        Topology {
+            daemons: Vec::new(),
+            net,
+            ns,
+            devs: Devs { a_lan, a_wan, b_wan, b_lan },
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// Writes both configs and starts both daemons (keys: A's and B's overlay secret).
@@ -192,22 +130,11 @@ impl Topology {
         {
             let path = self.dir.path().join(format!("fanoutd-{i}.toml"));
             std::fs::write(&path, config).expect("write config");
-            // `ip netns exec` execs fanoutd after setns, so the child PID is the daemon's.
-            let child = Command::new("ip")
-                .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_fanoutd"), "--foreground"])
-                .arg("--config")
-                .arg(&path)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("spawn fanoutd");
-            self.daemons.push(child);
+            let daemon = start_fanoutd(&self.net, ns, &path);
+            self.daemons.push(daemon);
         }
         for i in 0..2 {
-            let sock = self.socket(i);
-            let up = wait_for(Duration::from_secs(15), || {
-                fanoutctl(&sock, &["show", "interfaces", "--json"]).0
-            });
-            assert!(up, "fanoutd {i} did not come up");
+            assert!(wait_up(&self.socket(i)), "fanoutd {i} did not come up");
         }
     }
 
@@ -219,9 +146,7 @@ impl Topology {
     /// Sends the burst from S while R listens; returns how often each datagram arrived.
     fn burst(&self) -> Vec<u32> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let nr = self.ns[4].clone();
-        let receiver = std::thread::spawn(move || {
-            enter(&nr);
+        let receiver = thread_in(&self.ns[4], move || {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
             s.set_reuse_address(true).expect("SO_REUSEADDR");
             s.bind(&SocketAddrV4::new(GROUP, PORT).into()).expect("bind");
@@ -246,9 +171,7 @@ impl Topology {
             seen
         });
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("receiver ready");
-        let ns = self.ns[0].clone();
-        std::thread::spawn(move || {
-            enter(&ns);
+        thread_in(&self.ns[0], move || {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
             s.bind(&SocketAddrV4::new(S_ADDR, 0).into()).expect("bind");
             s.set_multicast_if_v4(&S_ADDR).expect("IP_MULTICAST_IF");
@@ -267,55 +190,16 @@ impl Topology {
     }
 
     fn counters(&self, i: usize) -> CountersData {
-        let (ok, out, err) = fanoutctl(&self.socket(i), &["show", "counters", "--json"]);
-        assert!(ok, "show counters: {err}");
+        let (code, out, err) = fanoutctl(&self.socket(i), &["show", "counters", "--json"]);
+        assert_eq!(code, 0, "show counters: {err}");
         serde_json::from_str(&out).expect("counters json")
     }
-}
-
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
 fn payload(seq: u32) -> Vec<u8> {
     let mut p = seq.to_be_bytes().to_vec();
     p.extend((4..PAYLOAD).map(|i| (i as u32).wrapping_mul(29).wrapping_add(seq) as u8));
     p
-}
-
-fn fanoutctl(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fanoutctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run fanoutctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root (netns, XDP, AF_XDP)");
-    false
 }
 
 fn drops(c: &CountersData, name: &str, reason: &str) -> u64 {
@@ -325,7 +209,7 @@ fn drops(c: &CountersData, name: &str, reason: &str) -> u64 {
 
 #[test]
 fn static_overlay_between_two_daemons_delivers_exactly_once() {
-    if !is_root() {
+    if !privileged() {
         return;
     }
     let mut t = Topology::new();
@@ -366,7 +250,7 @@ fn static_overlay_between_two_daemons_delivers_exactly_once() {
 
 #[test]
 fn static_overlay_with_mismatched_keys_delivers_nothing() {
-    if !is_root() {
+    if !privileged() {
         return;
     }
     let mut t = Topology::new();

@@ -25,7 +25,8 @@ use controlplane::table::{Align, Table};
     name = "fanoutctl",
     version,
     after_help = "Examples:\n  fanoutctl show mroute\n  fanoutctl show interfaces --json\n  \
-                  fanoutctl clear counters\n  fanoutctl reload\n\nSee docs/fanoutctl.md for the JSON schema."
+                  fanoutctl clear counters\n  fanoutctl reload\n  \
+                  fanoutctl debug pcap eth1 /tmp/eth1.pcap 10\n\nSee docs/fanoutctl.md for the JSON schema."
 )]
 struct Cli {
     /// fanoutd's control socket.
@@ -66,6 +67,38 @@ enum Command {
         #[arg(short, long)]
         json: bool,
     },
+    /// Debugging aids.
+    Debug {
+        #[command(subcommand)]
+        what: DebugCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DebugCommand {
+    /// Capture what the data plane sees on INTERFACE for SECONDS into FILE, a classic pcap
+    /// file (Ethernet) that tcpdump -r and wireshark read. FILE must not exist. Frames the data
+    /// plane receives there (routable multicast and overlay traffic: what XDP steers to it,
+    /// not the kernel's traffic) and the copies it transmits there.
+    #[command(
+        after_help = "Example:\n  fanoutctl debug pcap eth1 /tmp/eth1.pcap 10 && tcpdump -nr /tmp/eth1.pcap"
+    )]
+    Pcap {
+        /// A data-plane interface of fanoutd's configuration.
+        interface: String,
+        /// The pcap file to create (it must not exist).
+        file: PathBuf,
+        /// How long to capture (1..=300).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(ctl::MAX_PCAP_SECONDS)))]
+        seconds: u32,
+        /// Bytes kept per frame (64..=2048).
+        #[arg(long, default_value_t = ctl::MAX_PCAP_SNAPLEN,
+              value_parser = clap::value_parser!(u32).range(64..=i64::from(ctl::MAX_PCAP_SNAPLEN)))]
+        snaplen: u32,
+        /// Only the frames received on INTERFACE, not the copies transmitted there.
+        #[arg(long)]
+        no_tx: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +118,27 @@ fn main() -> ExitCode {
         }
         Command::Clear { what, json } => (Request::Clear { what }, json),
         Command::Reload { json } => (Request::Reload, json),
+        Command::Debug {
+            what: DebugCommand::Pcap { interface, file, seconds, snaplen, no_tx },
+        } => {
+            let timeout = Duration::from_secs(cli.timeout);
+            let request =
+                Request::PcapStart { interface, seconds, snaplen: Some(snaplen), tx: !no_tx };
+            return match pcap::capture(&cli.socket, timeout, &request, &file) {
+                Ok(summary) => {
+                    print!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("fanoutctl: debug pcap: {e}");
+                    match e {
+                        pcap::PcapError::Ctl(CtlError::Daemon(_))
+                        | pcap::PcapError::File { .. } => ExitCode::from(1),
+                        pcap::PcapError::Ctl(_) => ExitCode::from(2),
+                    }
+                }
+            };
+        }
     };
     match run(&cli.socket, Duration::from_secs(cli.timeout), &request, json) {
         Ok(text) => {
@@ -153,12 +207,164 @@ fn run(
                 d.routes_installed, d.routes_removed
             )
         }
+        // `debug pcap` runs its own exchange (mod pcap).
+        Request::PcapStart { .. } | Request::PcapRead { .. } | Request::PcapStop { .. } => {
+            let data: serde_json::Value = response.into_data()?;
+            format!("{data}\n")
+        }
     })
+}
+
+/// `fanoutctl debug pcap`: fanoutctl, not fanoutd, writes the file. fanoutd runs as root, so a
+/// path it opened would be a root-owned write wherever the client points; here the file is
+/// created with the client's own rights, and `create_new` (O_EXCL) never follows a planted
+/// symlink or truncates an existing file.
+mod pcap {
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use controlplane::ctl::{self, CtlError, PcapReadData, PcapStartData, Request};
+
+    /// How often the frames are fetched: the daemon buffers 1024 frames, so this captures up
+    /// to ~10 000 frames/s without drops.
+    const POLL: Duration = Duration::from_millis(100);
+    /// LINKTYPE_ETHERNET.
+    const LINKTYPE_ETHERNET: u32 = 1;
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum PcapError {
+        #[error(transparent)]
+        Ctl(#[from] CtlError),
+        #[error("{path}: {source}")]
+        File { path: PathBuf, source: std::io::Error },
+    }
+
+    /// The classic pcap global header (microsecond timestamps, little-endian).
+    pub fn header(snaplen: u32) -> [u8; 24] {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        // thiszone and sigfigs stay 0.
+        h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+        h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        h
+    }
+
+    /// One record: header then the bytes.
+    pub fn record(out: &mut Vec<u8>, time_us: u64, orig_len: u32, data: &[u8]) {
+        let sec = u32::try_from(time_us / 1_000_000).unwrap_or(u32::MAX);
+        let usec = (time_us % 1_000_000) as u32;
+        for v in [sec, usec, data.len() as u32, orig_len] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+    }
+
+    pub fn unhex(text: &str) -> Option<Vec<u8>> {
+        if text.len() % 2 != 0 {
+            return None;
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+
+    /// Starts the capture, writes every frame to `file` as it arrives, returns a summary.
+    pub fn capture(
+        socket: &Path,
+        timeout: Duration,
+        start: &Request,
+        file: &Path,
+    ) -> Result<String, PcapError> {
+        let file_err = |source| PcapError::File { path: file.to_owned(), source };
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+            .map_err(file_err)?;
+        let started: PcapStartData = match ctl::request(socket, start, timeout)?.into_data() {
+            Ok(d) => d,
+            Err(e) => {
+                // Nothing was captured: leave no empty file behind.
+                let _ = std::fs::remove_file(file);
+                return Err(e.into());
+            }
+        };
+        out.write_all(&header(started.snaplen)).map_err(file_err)?;
+        let give_up = Instant::now() + Duration::from_secs(u64::from(started.seconds)) + timeout;
+        let (mut rx, mut tx) = (0u64, 0u64);
+        let mut dropped: u64;
+        loop {
+            std::thread::sleep(POLL);
+            let stop = Instant::now() >= give_up;
+            let req = if stop {
+                Request::PcapStop { id: started.id }
+            } else {
+                Request::PcapRead { id: started.id }
+            };
+            let data: PcapReadData = ctl::request(socket, &req, timeout)?.into_data()?;
+            let mut buf = Vec::with_capacity(data.frames.len() * 128);
+            for f in &data.frames {
+                let bytes = unhex(&f.data).ok_or_else(|| {
+                    CtlError::Protocol(format!("frame data is not hex: {:.40}", f.data))
+                })?;
+                record(&mut buf, f.time_us, f.orig_len, &bytes);
+                if f.tx {
+                    tx += 1;
+                } else {
+                    rx += 1;
+                }
+            }
+            out.write_all(&buf).map_err(file_err)?;
+            dropped = data.dropped;
+            if data.done || stop {
+                break;
+            }
+        }
+        out.flush().map_err(file_err)?;
+        Ok(format!(
+            "{} frames captured on {} into {} ({rx} received, {tx} transmitted); {dropped} dropped\n",
+            rx + tx,
+            started.interface,
+            file.display()
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn header_and_record_layout() {
+            let h = header(2048);
+            assert_eq!(&h[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
+            assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 2048);
+            assert_eq!(u32::from_le_bytes(h[20..24].try_into().unwrap()), 1);
+            let mut r = Vec::new();
+            record(&mut r, 3_000_004, 60, &[1, 2, 3]);
+            assert_eq!(r.len(), 16 + 3);
+            assert_eq!(u32::from_le_bytes(r[0..4].try_into().unwrap()), 3);
+            assert_eq!(u32::from_le_bytes(r[4..8].try_into().unwrap()), 4);
+            assert_eq!(u32::from_le_bytes(r[8..12].try_into().unwrap()), 3);
+            assert_eq!(u32::from_le_bytes(r[12..16].try_into().unwrap()), 60);
+        }
+
+        #[test]
+        fn hex_is_decoded_and_garbage_refused() {
+            assert_eq!(unhex("00ff1a"), Some(vec![0, 255, 26]));
+            assert_eq!(unhex("abc"), None);
+            assert_eq!(unhex("zz"), None);
+        }
+    }
 }
 
 fn interfaces(d: &InterfacesData) -> String {
     let mut t = Table::new(&[
         ("Interface", Align::Left),
+        ("State", Align::Left),
         ("Ifindex", Align::Right),
         ("MAC", Align::Left),
         ("IPv4", Align::Left),
@@ -173,6 +379,7 @@ fn interfaces(d: &InterfacesData) -> String {
     for i in &d.interfaces {
         t.row([
             i.name.clone(),
+            i.state.clone(),
             i.ifindex.to_string(),
             i.mac.clone(),
             i.ipv4.to_string(),
@@ -290,6 +497,8 @@ fn counters(d: &CountersData) -> String {
         ("punts received", c.punts_received),
         ("mfib updates", c.mfib_updates),
         ("mfib errors", c.mfib_errors),
+        ("igmp rejected", c.igmp_rejected),
+        ("dvmrp rejected", c.dvmrp_rejected),
     ] {
         ct.row([k.to_owned(), v.to_string()]);
     }
@@ -349,6 +558,83 @@ fn overlay(d: &OverlayData) -> String {
         n.row([nb.addr.to_string(), nb.interface.clone(), nb.mac.clone()]);
     }
     out.push_str(&if n.is_empty() { "no overlay neighbors\n".to_owned() } else { n.render() });
+    if let Some(p) = &d.protocol {
+        out.push_str(&overlay_protocol(p));
+    }
+    out
+}
+
+/// Routing mode overlay: per group, members, overlay neighbours and this node's trees.
+fn overlay_protocol(data: &controlplane::ctl::OverlayProtocolData) -> String {
+    let rc = &data.counters;
+    let mut out = format!(
+        "\nOverlay node {}: control received {}, sent {}, send errors {}, unknown group {}\n",
+        data.address, rc.received, rc.sent, rc.send_errors, rc.unknown_group
+    );
+    if !data.unresolved.is_empty() {
+        let list: Vec<String> = data.unresolved.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "Unresolved next hops: {}", list.join(" "));
+    }
+    for g in &data.groups {
+        let members: Vec<String> = g.members.iter().map(ToString::to_string).collect();
+        let _ = write!(
+            out,
+            "\nGroup {} (rendezvous {}, {}): {} members: {}\n",
+            g.group,
+            g.rendezvous,
+            if g.joined { "joined" } else { "not joined" },
+            g.members.len(),
+            members.join(" ")
+        );
+        let gc = &g.counters;
+        let _ = writeln!(
+            out,
+            "joins accepted {}, refused {}; rejected {}; auth failures: unknown key {}, bad tag {}, \
+             replay {}; neighbours lost {}, replaced {}",
+            gc.joins_accepted,
+            gc.joins_refused,
+            gc.rejected,
+            gc.unknown_key,
+            gc.bad_tag,
+            gc.replays,
+            gc.neighbors_lost,
+            gc.neighbors_replaced
+        );
+        let mut nt = Table::new(&[
+            ("Neighbor", Align::Left),
+            ("State", Align::Left),
+            ("RTT ms", Align::Right),
+            ("Cost", Align::Right),
+        ]);
+        for nb in &g.neighbors {
+            nt.row([
+                nb.addr.to_string(),
+                if nb.up { "up" } else { "down" }.to_owned(),
+                nb.rtt_ms.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+                nb.cost.to_string(),
+            ]);
+        }
+        out.push_str(&if nt.is_empty() {
+            "no overlay neighbours\n".to_owned()
+        } else {
+            nt.render()
+        });
+        let mut tt = Table::new(&[
+            ("Origin", Align::Left),
+            ("Parent", Align::Left),
+            ("Children", Align::Left),
+        ]);
+        for tr in &g.trees {
+            let children: Vec<String> = tr.children.iter().map(ToString::to_string).collect();
+            tt.row([
+                tr.origin.to_string(),
+                tr.parent.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                if children.is_empty() { "-".to_owned() } else { children.join(" ") },
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&if tt.is_empty() { "no trees\n".to_owned() } else { tt.render() });
+    }
     out
 }
 

@@ -16,20 +16,23 @@ use controlplane::daemon::tasks::{self, CtlServer, MetricsServer};
 use controlplane::daemon::xdp::XdpBackend;
 use controlplane::daemon::{self, privileges, Daemon};
 use crossbeam::channel::bounded;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{reload, EnvFilter};
 
-/// The fanout multicast router daemon: an AF_XDP data plane programmed from a static
-/// configuration (DVMRP, link-state and overlay routing come later).
+/// The fanout multicast router daemon: an AF_XDP data plane whose routes come from the
+/// configuration (static), DVMRP (like mrouted), MOSPF-like link state or overlay multicast.
 #[derive(Debug, Parser)]
 #[command(
     name = "fanoutd",
     version,
     after_help = "Signals:\n  SIGHUP           re-read the configuration; only changed routes are touched,\n                   \
                   a bad file is reported and the running configuration kept\n  SIGTERM, SIGINT  stop: detach XDP, \
-                  remove the control socket, exit 0\n\nfanoutd needs root or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF.\n\
+                  remove the control socket, exit 0\n\n\
+                  Interfaces that go down or away stop forwarding (routes kept) and are\n\
+                  attached again when they come back (netlink; see fanoutctl show interfaces).\n\n\
+                  fanoutd needs root or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF.\n\
                   See docs/fanoutd.md and docs/config.md."
 )]
 struct Cli {
@@ -118,6 +121,15 @@ fn run(cli: &Cli, config: Config) -> Result<()> {
     let backend = XdpBackend::start(&config).context("starting the data plane")?;
     let punts = backend.punts();
     let (tx, rx) = bounded(1024);
+    // Started before anything else can change the interfaces, so no change is missed; the
+    // events wait in the channel until the loop runs.
+    let _link_watcher = match daemon::netlink::LinkWatcher::start(tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "cannot watch interfaces (netlink); interfaces that go away or come back will not be noticed");
+            None
+        }
+    };
 
     // From here on every exit path stops the data plane (detaches XDP).
     let mut daemon =
@@ -162,6 +174,17 @@ fn run(cli: &Cli, config: Config) -> Result<()> {
         let linkstate = daemon.start_linkstate(&tx, |n| prefixes.get(n).copied(), now)?;
         Ok((servers, igmp, linkstate))
     });
+    // Routing mode overlay: the UDP 7411 control socket, kept open as long as the servers.
+    let servers = servers.and_then(|(servers, igmp, linkstate)| {
+        let overlay = daemon.start_overlay(&tx, std::time::Instant::now())?;
+        Ok((servers, igmp, linkstate, overlay))
+    });
+    // Set-up is over (XDP attached, AF_XDP and raw sockets open, ctl socket bound): share the
+    // ctl socket if configured, then give up what runtime work does not need.
+    let servers = servers.and_then(|servers| {
+        restrict(daemon.config())?;
+        Ok(servers)
+    });
     let result = match servers {
         Ok(servers) => {
             info!("fanoutd running");
@@ -175,6 +198,27 @@ fn run(cli: &Cli, config: Config) -> Result<()> {
     let stopped = daemon.into_backend().stop().context("stopping the data plane");
     info!("fanoutd stopped");
     result.and(stopped)
+}
+
+/// The ctl socket's group and the privilege drop (`[daemon] control_group`, `drop_privileges`).
+fn restrict(config: &Config) -> Result<()> {
+    if let Some(group) = &config.daemon.control_group {
+        let gid = privileges::share_control_socket(&config.daemon.control_socket, group)?;
+        info!(group, gid, "control socket shared with the group (mode 0660)");
+    }
+    if !config.daemon.drop_privileges {
+        info!("privilege drop disabled ([daemon] drop_privileges = false)");
+        return Ok(());
+    }
+    let keep = privileges::runtime_mask(privileges::last_cap()?);
+    let report = privileges::drop_privileges(keep)?;
+    info!(
+        threads = report.threads,
+        kept = ?privileges::cap_names(report.effective),
+        bounding = format!("{:#x}", report.bounding),
+        "privileges dropped; no_new_privs set"
+    );
+    Ok(())
 }
 
 fn start_servers(

@@ -24,6 +24,43 @@ pub struct PortInfo {
     /// `zero-copy` or `copy`.
     pub bind_mode: String,
     pub queue: u32,
+    /// `up` (forwarding), `down` (the interface exists but is down or not yet usable) or
+    /// `absent` (no interface of that name). Not `up`: `ifindex`, MAC and address are the
+    /// last ones seen.
+    pub state: String,
+}
+
+/// A change of an interface the kernel reported (netlink `RTM_NEWLINK`, `RTM_DELLINK`,
+/// `RTM_NEWADDR`), fed to the event loop as `Input::Link`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub name: String,
+    pub ifindex: u32,
+    pub kind: LinkEventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEventKind {
+    /// The interface exists and is administratively up (`IFF_UP`).
+    Up,
+    /// The interface exists and is down.
+    Down,
+    /// The interface was deleted.
+    Removed,
+    /// An IPv4 address was added (a port needs one before it can be attached).
+    Address,
+}
+
+/// What [`Backend::attach_port`] / [`Backend::detach_port`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortChange {
+    /// Nothing: the port already was in that state.
+    Unchanged,
+    /// The port stopped forwarding; its routes stay.
+    Detached { ifindex: IfIndex },
+    /// The port forwards again; `old` is the ifindex it had (routes naming it were rewritten
+    /// to `port.ifindex` by the data plane).
+    Attached { old: IfIndex, port: PortInfo },
 }
 
 /// A route with its forwarding counters.
@@ -63,6 +100,93 @@ pub trait Backend {
     fn routes(&self) -> Vec<RouteStats>;
     fn overlay_routes(&self) -> Vec<OverlayRouteStats>;
     fn neighbors(&self) -> Vec<Neighbor>;
+    /// Stops forwarding on configured interface `name` (removed or down).
+    fn detach_port(&mut self, name: &str) -> Result<PortChange, ApplyError>;
+    /// Starts forwarding on configured interface `name` again (it appeared or came up), with
+    /// whatever ifindex, MAC and address it has now.
+    fn attach_port(&mut self, name: &str) -> Result<PortChange, ApplyError>;
+    /// Starts a packet capture on `interface` (`fanoutctl debug pcap`): what the data plane
+    /// receives there and, with `tx`, the copies it transmits there.
+    fn start_capture(
+        &mut self,
+        interface: &str,
+        snaplen: u32,
+        tx: bool,
+    ) -> Result<Box<dyn Capture>, ApplyError>;
+}
+
+/// A captured frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedFrame {
+    /// Microseconds since the Unix epoch.
+    pub time_us: u64,
+    pub orig_len: u32,
+    pub tx: bool,
+    pub data: Vec<u8>,
+}
+
+/// A running capture; dropping it stops capturing.
+pub trait Capture: Send {
+    /// Up to `max` frames captured since the last call, without waiting.
+    fn read(&mut self, max: usize) -> Vec<CapturedFrame>;
+    fn captured(&self) -> u64;
+    fn dropped(&self) -> u64;
+}
+
+/// Frames per `pcap_read` answer at most (with the 2048-byte snaplen, ~4 MiB of hex: well
+/// inside the ctl line limit).
+pub const CAPTURE_READ_MAX: usize = 1024;
+
+/// How long a capture outlives its end when nobody reads it (a client that went away).
+pub const CAPTURE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The daemon's one running capture.
+pub struct ActiveCapture {
+    pub id: u64,
+    pub interface: String,
+    pub deadline: std::time::Instant,
+    pub source: Box<dyn Capture>,
+}
+
+impl std::fmt::Debug for ActiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveCapture")
+            .field("id", &self.id)
+            .field("interface", &self.interface)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActiveCapture {
+    /// The frames captured since the last read. Once the deadline has passed (or `stop`),
+    /// `done` says every frame has been handed out and the capture can go.
+    pub fn read(&mut self, now: std::time::Instant, stop: bool) -> crate::ctl::PcapReadData {
+        let frames = self.source.read(CAPTURE_READ_MAX);
+        let over = stop || now >= self.deadline;
+        let done = over && frames.len() < CAPTURE_READ_MAX;
+        crate::ctl::PcapReadData {
+            frames: frames
+                .into_iter()
+                .map(|f| crate::ctl::PcapFrame {
+                    time_us: f.time_us,
+                    orig_len: f.orig_len,
+                    tx: f.tx,
+                    data: f.data.iter().fold(
+                        String::with_capacity(f.data.len() * 2),
+                        |mut s, b| {
+                            use std::fmt::Write as _;
+                            let _ = write!(s, "{b:02x}");
+                            s
+                        },
+                    ),
+                })
+                .collect(),
+            captured: self.source.captured(),
+            dropped: self.source.dropped(),
+            done,
+        }
+    }
 }
 
 /// An in-memory data plane: applies batches to a route map with the data plane's validation of
@@ -74,6 +198,29 @@ pub struct RecordingBackend {
     pub counters: DataplaneCounters,
     /// Every accepted batch, in order.
     pub batches: Vec<Vec<MfibUpdate>>,
+    /// What a capture started on this backend yields (once, then nothing).
+    pub capture_frames: Vec<CapturedFrame>,
+}
+
+/// A capture over a fixed list of frames.
+#[derive(Debug)]
+struct ListCapture {
+    frames: std::vec::IntoIter<CapturedFrame>,
+    captured: u64,
+}
+
+impl Capture for ListCapture {
+    fn read(&mut self, max: usize) -> Vec<CapturedFrame> {
+        self.frames.by_ref().take(max).collect()
+    }
+
+    fn captured(&self) -> u64 {
+        self.captured
+    }
+
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 impl RecordingBackend {
@@ -90,6 +237,7 @@ impl RecordingBackend {
                 xdp_mode: "native".into(),
                 bind_mode: "copy".into(),
                 queue: 0,
+                state: "up".into(),
             })
             .collect();
         let counters = DataplaneCounters {
@@ -159,5 +307,71 @@ impl Backend for RecordingBackend {
 
     fn neighbors(&self) -> Vec<Neighbor> {
         Vec::new()
+    }
+
+    fn start_capture(
+        &mut self,
+        interface: &str,
+        snaplen: u32,
+        tx: bool,
+    ) -> Result<Box<dyn Capture>, ApplyError> {
+        if !self.ports.iter().any(|p| p.name == interface) {
+            return Err(ApplyError(format!("no port {interface}")));
+        }
+        let frames: Vec<CapturedFrame> = self
+            .capture_frames
+            .iter()
+            .filter(|f| tx || !f.tx)
+            .map(|f| {
+                let mut f = f.clone();
+                f.data.truncate(snaplen as usize);
+                f
+            })
+            .collect();
+        Ok(Box::new(ListCapture { captured: frames.len() as u64, frames: frames.into_iter() }))
+    }
+
+    /// Marks the port `absent`.
+    fn detach_port(&mut self, name: &str) -> Result<PortChange, ApplyError> {
+        let p = self
+            .ports
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ApplyError(format!("no port {name}")))?;
+        if p.state != "up" {
+            return Ok(PortChange::Unchanged);
+        }
+        p.state = "absent".into();
+        Ok(PortChange::Detached { ifindex: p.ifindex })
+    }
+
+    /// Brings a detached port back as if its interface had been re-created: with the next
+    /// unused ifindex, rewriting the routes that named the old one (as the data plane does).
+    fn attach_port(&mut self, name: &str) -> Result<PortChange, ApplyError> {
+        let next = self.ports.iter().map(|p| p.ifindex.0).max().unwrap_or(0) + 1;
+        let p = self
+            .ports
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ApplyError(format!("no port {name}")))?;
+        if p.state == "up" {
+            return Ok(PortChange::Unchanged);
+        }
+        let old = p.ifindex;
+        p.ifindex = IfIndex(next);
+        p.state = "up".into();
+        let port = p.clone();
+        for r in self.routes.values_mut() {
+            let route = &mut r.route;
+            if route.iif == old {
+                route.iif = port.ifindex;
+            }
+            for o in &mut route.oifs {
+                if o.ifindex == old {
+                    o.ifindex = port.ifindex;
+                }
+            }
+        }
+        Ok(PortChange::Attached { old, port })
     }
 }

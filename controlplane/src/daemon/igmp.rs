@@ -327,7 +327,15 @@ fn read_loop(
     while !stop.load(Ordering::Relaxed) {
         let n = match (&*s).read(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            // EINTR is not an error: privilege dropping signals every thread (setxid).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 continue
             }
             Err(e) => {
@@ -353,13 +361,17 @@ fn read_loop(
                     return;
                 }
             }
-            Err(e) => debug!(interface, "ignoring IGMP datagram: {e}"),
+            Err(e) => {
+                debug!(interface, "ignoring IGMP datagram: {e}");
+                // Never blocks the reader: under a flood of junk the count may fall short.
+                let _ = inputs.try_send(Input::Rejected(super::RejectedControl::Igmp));
+            }
         }
     }
 }
 
 /// A DVMRP message (IGMP type 0x13) as an input, `None` if the datagram is not DVMRP (or is
-/// our own). Malformed DVMRP is dropped here with a debug line.
+/// our own). Malformed DVMRP becomes [`Input::Rejected`] (counted by the loop) with a debug line.
 fn dvmrp_input(data: &[u8], ifindex: u32, own: Ipv4Addr) -> Option<Input> {
     let ip = Ipv4Packet::new_checked(data).ok()?;
     if ip.protocol() != IpProtocol::Igmp
@@ -368,14 +380,16 @@ fn dvmrp_input(data: &[u8], ifindex: u32, own: Ipv4Addr) -> Option<Input> {
     {
         return None;
     }
-    let packet = wire::dvmrp::DvmrpPacket::new_checked(ip.payload()).ok()?;
+    let Ok(packet) = wire::dvmrp::DvmrpPacket::new_checked(ip.payload()) else {
+        return Some(Input::Rejected(super::RejectedControl::Dvmrp));
+    };
     match wire::dvmrp::DvmrpRepr::parse(&packet) {
         Ok(msg) => {
             Some(Input::Dvmrp { ifindex: dataplane_api::IfIndex(ifindex), src: ip.src_addr(), msg })
         }
         Err(e) => {
             debug!(ifindex, src = %ip.src_addr(), "ignoring DVMRP message: {e}");
-            None
+            Some(Input::Rejected(super::RejectedControl::Dvmrp))
         }
     }
 }
@@ -387,6 +401,10 @@ pub fn parse(data: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, IgmpRepr), String> {
         return Err("not IGMP".into());
     }
     let igmp = IgmpPacket::new_checked(ip.payload()).map_err(|e| format!("IGMP: {e}"))?;
+    // RFC 2236 2.3 / RFC 3376 4.1.2: a message with a bad checksum is ignored.
+    if !igmp.verify_checksum() {
+        return Err("IGMP: bad checksum".into());
+    }
     let msg = IgmpRepr::parse(&igmp).map_err(|e| format!("IGMP: {e}"))?;
     Ok((ip.src_addr(), ip.dst_addr(), msg))
 }

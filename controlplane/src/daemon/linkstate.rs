@@ -64,6 +64,7 @@ pub fn core_config(s: &LinkStateSettings, auth_sequence_start: u64) -> LinkState
         min_ls_interval: s.min_ls_interval,
         min_ls_arrival: s.min_ls_arrival,
         auth: s.auth.clone(),
+        accept_keys: s.accept_keys.clone(),
         auth_sequence_start,
         ..LinkStateConfig::default()
     }
@@ -240,6 +241,16 @@ impl LinkStateRuntime {
         self.router.show_spt(Timestamp::since(self.origin, now), source, group)
     }
 
+    /// Key rotation by reload: sends with `s.auth` from now on, accepts it and `s.accept_keys`.
+    pub fn set_keys(&mut self, s: &LinkStateSettings) {
+        self.router.set_keys(s.auth.clone(), s.accept_keys.clone());
+        info!(
+            send_key = ?s.auth.as_ref().map(|k| k.key_id),
+            accept = ?s.accept_keys.iter().map(|k| k.key_id).collect::<Vec<_>>(),
+            "link-state keys changed"
+        );
+    }
+
     /// Neighbours for the metrics gauge.
     pub fn neighbor_count(&self) -> usize {
         self.router.neighbors().len()
@@ -373,7 +384,15 @@ fn read_loop(
     while !stop.load(Ordering::Relaxed) {
         let n = match (&*s).read(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            // EINTR is not an error: privilege dropping signals every thread (setxid).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 continue
             }
             Err(e) => {

@@ -26,6 +26,9 @@ pub mod dvmrp;
 pub mod igmp;
 pub mod link_local;
 pub mod linkstate;
+#[cfg(feature = "daemon")]
+pub mod netlink;
+pub mod overlay;
 pub mod privileges;
 pub mod routes;
 pub mod tasks;
@@ -69,10 +72,23 @@ pub enum Input {
     LinkState { ifindex: IfIndex, src: Ipv4Addr, bytes: Vec<u8> },
     /// An IGMP message received on `interface`.
     Igmp { interface: String, src: Ipv4Addr, dst: Ipv4Addr, msg: wire::igmp::IgmpRepr },
+    /// A datagram received on the overlay control port (UDP 7411) from `src`.
+    Overlay { src: Ipv4Addr, payload: Vec<u8> },
     /// A protocol timer is due.
     Tick,
+    /// An interface appeared, disappeared, went up or down, or got an address (netlink).
+    Link(backend::LinkEvent),
+    /// A control datagram a socket reader could not parse (counted, otherwise ignored).
+    Rejected(RejectedControl),
     /// Stop the loop (SIGTERM/SIGINT).
     Stop,
+}
+
+/// Which parser refused a datagram ([`Input::Rejected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedControl {
+    Igmp,
+    Dvmrp,
 }
 
 /// What the loop should do after an input.
@@ -106,6 +122,8 @@ pub enum StartError {
     NoRouterId,
     #[error("{0}")]
     LinkStateSocket(#[from] linkstate::LinkStateSocketError),
+    #[error("{0}")]
+    Overlay(#[from] overlay::OverlayStartError),
 }
 
 /// Called with the new log level when a reload changes it (the binary swaps its filter).
@@ -127,6 +145,10 @@ pub struct Daemon<B> {
     igmp: Option<igmp::IgmpRuntime>,
     dvmrp: Option<dvmrp::DvmrpRuntime>,
     linkstate: Option<linkstate::LinkStateRuntime>,
+    overlay: Option<overlay::OverlayRuntime>,
+    /// `fanoutctl debug pcap`: the running capture and the id of the last one started.
+    capture: Option<backend::ActiveCapture>,
+    capture_ids: u64,
 }
 
 impl<B> std::fmt::Debug for Daemon<B> {
@@ -177,6 +199,9 @@ impl<B: Backend> Daemon<B> {
             igmp: None,
             dvmrp: None,
             linkstate: None,
+            overlay: None,
+            capture: None,
+            capture_ids: 0,
         })
     }
 
@@ -221,7 +246,7 @@ impl<B: Backend> Daemon<B> {
                 addr: p.ipv4,
                 // Without a known prefix the interface's own address is the connected route.
                 prefix_len: prefix_len(&p.name).unwrap_or(32),
-                metric: 1,
+                metric: self.config.interface(&p.name).map_or(1, |i| i.metric),
                 threshold: self.config.interface(&p.name).map_or(1, |i| i.ttl_threshold),
             })
             .collect();
@@ -304,6 +329,73 @@ impl<B: Backend> Daemon<B> {
         self.backend.ports().into_iter().map(|p| (p.name, p.ifindex.0, p.ipv4)).collect()
     }
 
+    /// Starts the overlay protocol (routing mode `overlay`) with the given transport and
+    /// next-hop resolver; `seed` seeds the self-organising topology's RNG.
+    pub fn enable_overlay(
+        &mut self,
+        tx: Box<dyn overlay::OverlayTx>,
+        resolver: Box<dyn overlay::NeighborResolver>,
+        auth_sequence_base: u32,
+        seed: u64,
+        now: Instant,
+    ) -> Result<(), StartError> {
+        let Some(protocol) = self.config.overlay.protocol.clone() else { return Ok(()) };
+        // Without IGMP on the local interface every group is delivered there.
+        let static_members =
+            self.config.interface(&protocol.local_interface).is_none_or(|i| !i.igmp);
+        let (rt, updates) = overlay::OverlayRuntime::start(
+            &self.config.overlay,
+            &protocol,
+            &self.backend.ports(),
+            &self.config.neighbors,
+            static_members,
+            auth_sequence_base,
+            seed,
+            tx,
+            resolver,
+            self.started_at,
+            now,
+        )?;
+        self.overlay = Some(rt);
+        self.apply_updates(&updates);
+        Ok(())
+    }
+
+    /// In routing mode `overlay`: opens the control socket on `[overlay] address`:7411 (its
+    /// reader sends [`Input::Overlay`] to `inputs`) and starts the protocol, resolving next
+    /// hops from `[[neighbor]]` entries, else the kernel's tables. Returns the socket
+    /// (dropping it stops the reader), or `None` in other modes.
+    pub fn start_overlay(
+        &mut self,
+        inputs: &Sender<Input>,
+        now: Instant,
+    ) -> Result<Option<overlay::OverlaySocket>, StartError> {
+        let Some(protocol) = &self.config.overlay.protocol else { return Ok(None) };
+        let socket = overlay::OverlaySocket::open(protocol.address, overlay::CONTROL_PORT, inputs)?;
+        let ports = self.backend.ports();
+        let configured = self
+            .config
+            .neighbors
+            .iter()
+            .filter(|n| ports.iter().any(|p| p.name == n.interface))
+            .map(|n| (n.addr, n.interface.clone(), n.mac))
+            .collect();
+        let resolver =
+            overlay::ConfiguredThenKernel { configured, kernel: overlay::KernelResolver };
+        let wall = std::time::SystemTime::now();
+        // Only the self-organising neighbour choice uses it: it must differ between nodes.
+        let seed = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(u32::from(protocol.address));
+        self.enable_overlay(
+            Box::new(socket.sender()),
+            Box::new(resolver),
+            overlay::auth_sequence_base(wall),
+            seed,
+            now,
+        )?;
+        Ok(Some(socket))
+    }
+
     /// Applies protocol-produced MFIB updates; a refused batch is logged and counted.
     fn apply_updates(&mut self, updates: &[dataplane_api::MfibUpdate]) {
         if updates.is_empty() {
@@ -330,7 +422,7 @@ impl<B: Backend> Daemon<B> {
         interface: &str,
         changes: &[(Ipv4Addr, crate::igmp::MembershipChange)],
     ) {
-        if self.dvmrp.is_none() && self.linkstate.is_none() {
+        if self.dvmrp.is_none() && self.linkstate.is_none() && self.overlay.is_none() {
             return;
         }
         let Some(ifindex) = ifindex_of(&self.backend.ports(), interface) else { return };
@@ -340,6 +432,9 @@ impl<B: Backend> Daemon<B> {
                 updates.extend(rt.membership(now, ifindex, *group, change));
             }
             if let Some(rt) = &mut self.linkstate {
+                updates.extend(rt.membership(now, ifindex, *group, change));
+            }
+            if let Some(rt) = &mut self.overlay {
                 updates.extend(rt.membership(now, ifindex, *group, change));
             }
         }
@@ -369,7 +464,10 @@ impl<B: Backend> Daemon<B> {
         let igmp = self.igmp.as_ref().and_then(igmp::IgmpRuntime::next_deadline);
         let dvmrp = self.dvmrp.as_ref().and_then(dvmrp::DvmrpRuntime::next_deadline);
         let ls = self.linkstate.as_ref().and_then(linkstate::LinkStateRuntime::next_deadline);
-        igmp.into_iter().chain(dvmrp).chain(ls).min()
+        let ov = self.overlay.as_ref().and_then(overlay::OverlayRuntime::next_deadline);
+        // A capture nobody reads any more is dropped after its grace period.
+        let cap = self.capture.as_ref().map(|c| c.deadline + backend::CAPTURE_GRACE);
+        igmp.into_iter().chain(dvmrp).chain(ls).chain(ov).chain(cap).min()
     }
 
     pub fn set_log_level_hook(&mut self, hook: LogLevelHook) {
@@ -426,6 +524,14 @@ impl<B: Backend> Daemon<B> {
                     debug!(ifindex = ifindex.0, %src, "link-state message while link state is off");
                 }
             }
+            Input::Overlay { src, payload } => {
+                if let Some(rt) = &mut self.overlay {
+                    let updates = rt.received(now, src, payload);
+                    self.apply_updates(&updates);
+                } else {
+                    debug!(%src, "overlay control message while the overlay is off");
+                }
+            }
             Input::Dvmrp { ifindex, src, msg } => {
                 if let Some(rt) = &mut self.dvmrp {
                     let updates =
@@ -450,6 +556,11 @@ impl<B: Backend> Daemon<B> {
                 }
             }
             Input::Tick => {
+                if self.capture.as_ref().is_some_and(|c| now >= c.deadline + backend::CAPTURE_GRACE)
+                {
+                    info!("packet capture ended: its client stopped reading");
+                    self.capture = None;
+                }
                 let changes = self.igmp.as_mut().map(|rt| rt.tick(now)).unwrap_or_default();
                 for (interface, group, change) in changes {
                     self.membership_changes(now, &interface, &[(group, change)]);
@@ -480,7 +591,12 @@ impl<B: Backend> Daemon<B> {
                         .unwrap_or_default();
                     self.apply_updates(&updates);
                 }
+                let updates = self.overlay.as_mut().map(|rt| rt.tick(now)).unwrap_or_default();
+                self.apply_updates(&updates);
             }
+            Input::Link(ev) => self.link_event(now, &ev),
+            Input::Rejected(RejectedControl::Igmp) => self.control.igmp_rejected += 1,
+            Input::Rejected(RejectedControl::Dvmrp) => self.control.dvmrp_rejected += 1,
             Input::Stop => {
                 info!("stop requested");
                 if let Some(rt) = &mut self.igmp {
@@ -500,10 +616,113 @@ impl<B: Backend> Daemon<B> {
                     .map(|rt| rt.event(now, crate::linkstate::Event::Stop))
                     .unwrap_or_default();
                 self.apply_updates(&updates);
+                // The overlay's stop sends Leave to the rendezvous and neighbours.
+                let updates = self.overlay.as_mut().map(|rt| rt.stop(now)).unwrap_or_default();
+                self.apply_updates(&updates);
                 return Flow::Stop;
             }
         }
         Flow::Continue
+    }
+
+    /// An interface changed: a configured one that is gone or down stops forwarding (its
+    /// routes stay), one that is (back) up with an IPv4 address forwards again, under its new
+    /// ifindex if it was re-created; static routes are resolved again and the routing
+    /// protocols told. Interfaces not in the configuration are ignored.
+    fn link_event(&mut self, now: Instant, ev: &backend::LinkEvent) {
+        use backend::{LinkEventKind, PortChange};
+        if self.config.interface(&ev.name).is_none() {
+            return;
+        }
+        let change = match ev.kind {
+            LinkEventKind::Removed | LinkEventKind::Down => self.backend.detach_port(&ev.name),
+            // The data plane refuses an interface that is down or has no IPv4 address yet.
+            LinkEventKind::Up | LinkEventKind::Address => self.backend.attach_port(&ev.name),
+        };
+        match change {
+            Ok(PortChange::Unchanged) => {}
+            Ok(PortChange::Detached { ifindex }) => {
+                warn!(interface = ev.name, ifindex = ifindex.0, event = ?ev.kind, "interface gone or down: port detached, its routes kept");
+                self.protocol_interface(now, ifindex, false);
+            }
+            Ok(PortChange::Attached { old, port }) => {
+                info!(
+                    interface = ev.name,
+                    ifindex = port.ifindex.0,
+                    old_ifindex = old.0,
+                    "interface back: port attached"
+                );
+                self.reresolve_static_routes();
+                if old == port.ifindex {
+                    self.protocol_interface(now, old, true);
+                } else if self.dvmrp.is_some() || self.linkstate.is_some() {
+                    warn!(
+                        interface = ev.name,
+                        "the interface was re-created with a new ifindex; the routing protocol keeps it down until fanoutd restarts"
+                    );
+                }
+            }
+            // Expected while a re-created interface has no address yet: its address event
+            // retries.
+            Err(e) => {
+                warn!(interface = ev.name, event = ?ev.kind, "interface not (re)attached: {e}");
+            }
+        }
+    }
+
+    /// Tells the routing protocols that an interface went down or came back (same ifindex).
+    fn protocol_interface(&mut self, now: Instant, ifindex: IfIndex, up: bool) {
+        let mut updates = Vec::new();
+        if let Some(rt) = &mut self.dvmrp {
+            updates.extend(rt.event(
+                now,
+                if up {
+                    crate::dvmrp::Event::InterfaceUp { ifindex }
+                } else {
+                    crate::dvmrp::Event::InterfaceDown { ifindex }
+                },
+            ));
+        }
+        if let Some(rt) = &mut self.linkstate {
+            updates.extend(rt.event(
+                now,
+                if up {
+                    crate::linkstate::Event::InterfaceUp { ifindex }
+                } else {
+                    crate::linkstate::Event::InterfaceDown { ifindex }
+                },
+            ));
+        }
+        self.apply_updates(&updates);
+    }
+
+    /// Compiles the static routes against the ports' current ifindexes and applies the
+    /// difference (a re-created interface has a new one).
+    fn reresolve_static_routes(&mut self) {
+        let ports = self.backend.ports();
+        let routes = match routes::compile(&self.config, |n| ifindex_of(&ports, n)) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("resolving static routes again: {e}");
+                return;
+            }
+        };
+        let updates = routes::diff(&self.routes, &routes);
+        if updates.is_empty() {
+            self.routes = routes;
+            return;
+        }
+        match self.backend.apply(&updates) {
+            Ok(()) => {
+                self.control.mfib_updates += updates.len() as u64;
+                self.routes = routes;
+                info!(updates = updates.len(), "static routes resolved again");
+            }
+            Err(e) => {
+                self.control.mfib_errors += 1;
+                error!("static routes after an interface change: {e}");
+            }
+        }
     }
 
     fn request(&mut self, now: Instant, request: &Request) -> Response {
@@ -532,7 +751,76 @@ impl<B: Backend> Daemon<B> {
                 Ok(data) => Response::ok(&data),
                 Err(e) => Response::error(e.to_string()),
             },
+            Request::PcapStart { interface, seconds, snaplen, tx } => {
+                match self.start_capture(now, interface, *seconds, *snaplen, *tx) {
+                    Ok(data) => Response::ok(&data),
+                    Err(e) => Response::error(format!("debug pcap: {e}")),
+                }
+            }
+            Request::PcapRead { id } | Request::PcapStop { id } => {
+                let stop = matches!(request, Request::PcapStop { .. });
+                match &mut self.capture {
+                    Some(c) if c.id == *id => {
+                        let data = c.read(now, stop);
+                        if data.done || stop {
+                            info!(
+                                id,
+                                captured = data.captured,
+                                dropped = data.dropped,
+                                "packet capture ended"
+                            );
+                            self.capture = None;
+                        }
+                        Response::ok(&data)
+                    }
+                    _ => Response::error(format!("debug pcap: no capture {id} is running")),
+                }
+            }
         }
+    }
+
+    /// Starts `fanoutctl debug pcap` (see [`Request::PcapStart`]).
+    fn start_capture(
+        &mut self,
+        now: Instant,
+        interface: &str,
+        seconds: u32,
+        snaplen: Option<u32>,
+        tx: bool,
+    ) -> Result<crate::ctl::PcapStartData, String> {
+        use crate::ctl::{MAX_PCAP_SECONDS, MAX_PCAP_SNAPLEN};
+        if !(1..=MAX_PCAP_SECONDS).contains(&seconds) {
+            return Err(format!("seconds must be 1..={MAX_PCAP_SECONDS}, not {seconds}"));
+        }
+        let snaplen = snaplen.unwrap_or(MAX_PCAP_SNAPLEN);
+        if !(64..=MAX_PCAP_SNAPLEN).contains(&snaplen) {
+            return Err(format!("snaplen must be 64..={MAX_PCAP_SNAPLEN}, not {snaplen}"));
+        }
+        if self.config.interface(interface).is_none() {
+            return Err(format!("{interface} is not one of fanoutd's interfaces"));
+        }
+        if let Some(c) = &self.capture {
+            if now < c.deadline {
+                return Err(format!(
+                    "capture {} on {} is running; one at a time",
+                    c.id, c.interface
+                ));
+            }
+            // Over but not read to the end: its client has gone.
+            self.capture = None;
+        }
+        let source =
+            self.backend.start_capture(interface, snaplen, tx).map_err(|e| e.to_string())?;
+        self.capture_ids += 1;
+        let id = self.capture_ids;
+        self.capture = Some(backend::ActiveCapture {
+            id,
+            interface: interface.to_owned(),
+            deadline: now + Duration::from_secs(u64::from(seconds)),
+            source,
+        });
+        info!(id, interface, seconds, snaplen, tx, "packet capture started");
+        Ok(crate::ctl::PcapStartData { id, interface: interface.to_owned(), seconds, snaplen })
     }
 
     /// Re-reads the configuration file and applies only the route difference.
@@ -572,6 +860,12 @@ impl<B: Backend> Daemon<B> {
         if old.daemon.metrics_listen != new.daemon.metrics_listen {
             restart.push("daemon.metrics_listen");
         }
+        if old.daemon.control_group != new.daemon.control_group
+            || old.daemon.drop_privileges != new.daemon.drop_privileges
+        {
+            // Applied once at start; after the drop fanoutd could not apply them anyway.
+            restart.push("daemon.control_group/drop_privileges");
+        }
         if old.overlay != new.overlay {
             restart.push("[overlay]");
         }
@@ -590,7 +884,8 @@ impl<B: Backend> Daemon<B> {
         if old.limits.max_groups_per_interface != new.limits.max_groups_per_interface {
             restart.push("limits.max_groups_per_interface");
         }
-        if old.linkstate != new.linkstate {
+        // The keys rotate live (below); every other [linkstate] setting needs a restart.
+        if old.linkstate.without_keys() != new.linkstate.without_keys() {
             restart.push("[linkstate]");
         }
         if self.linkstate.is_some() && old.interfaces != new.interfaces {
@@ -599,7 +894,7 @@ impl<B: Backend> Daemon<B> {
         }
         if self.dvmrp.is_some() && old.interfaces != new.interfaces {
             // DVMRP compiled the thresholds into its interfaces at start.
-            restart.push("an interface's ttl_threshold (routing mode dvmrp)");
+            restart.push("an interface's ttl_threshold or metric (routing mode dvmrp)");
         }
         if new.uses_overlay() && !old.uses_overlay() {
             // The data plane steers the overlay port only if it started with overlay routes.
@@ -632,6 +927,13 @@ impl<B: Backend> Daemon<B> {
         if new.daemon.log_level != self.config.daemon.log_level {
             if let Some(hook) = &mut self.log_level_hook {
                 hook(new.daemon.log_level);
+            }
+        }
+        let keys_changed = (&old.linkstate.auth, &old.linkstate.accept_keys)
+            != (&new.linkstate.auth, &new.linkstate.accept_keys);
+        if keys_changed {
+            if let Some(rt) = &mut self.linkstate {
+                rt.set_keys(&new.linkstate);
             }
         }
         self.routes = routes;
@@ -713,6 +1015,7 @@ impl<B: Backend> Daemon<B> {
                     rx_packets: c.map_or(0, |c| c.rx_packets),
                     tx_packets: c.map_or(0, |c| c.tx_packets),
                     drops: c.map_or(0, |c| c.drops.values().sum()),
+                    state: p.state,
                     name: p.name,
                 }
             })
@@ -794,6 +1097,7 @@ impl<B: Backend> Daemon<B> {
                     mac: format_mac(n.mac),
                 })
                 .collect(),
+            protocol: self.overlay.as_ref().map(overlay::OverlayRuntime::snapshot),
         }
     }
 
@@ -847,6 +1151,7 @@ impl<B: Backend> Daemon<B> {
                     .collect()
             })
             .unwrap_or_default();
+        let overlay_state = self.overlay.as_ref().map(overlay::OverlayRuntime::snapshot);
         metrics::render(&MetricsInput {
             counters: &counters,
             mroute: &mroute,
@@ -856,9 +1161,11 @@ impl<B: Backend> Daemon<B> {
                     + self
                         .linkstate
                         .as_ref()
-                        .map_or(0, linkstate::LinkStateRuntime::neighbor_count),
+                        .map_or(0, linkstate::LinkStateRuntime::neighbor_count)
+                    + self.overlay.as_ref().map_or(0, overlay::OverlayRuntime::neighbor_count),
             )],
             igmp_groups: &igmp_groups,
+            overlay: overlay_state.as_ref(),
             uptime: now.saturating_duration_since(self.started_at),
         })
     }

@@ -6,14 +6,69 @@
 use std::collections::BTreeMap;
 
 use dataplane::overlay::{OverlayConfig, OverlayKey};
-use dataplane::worker::{Dataplane, DataplaneConfig, DataplaneError};
+use dataplane::worker::{Dataplane, DataplaneConfig, DataplaneError, PortState};
 use dataplane_api::{IfIndex, MfibUpdate, Neighbor, Punt};
 
 use super::backend::{
-    ApplyError, Backend, DataplaneCounters, OverlayRouteStats, PortInfo, RouteStats,
+    ApplyError, Backend, Capture, CapturedFrame, DataplaneCounters, OverlayRouteStats, PortChange,
+    PortInfo, RouteStats,
 };
 use crate::config::{Config, CopyMode, XdpMode};
 use crate::ctl::InterfaceCounters;
+
+/// The daemon's view of a data-plane port; a detached port is `absent` when no interface of
+/// its name exists (any more), `down` otherwise.
+fn port_info(p: dataplane::worker::PortInfo) -> PortInfo {
+    let state = match p.state {
+        PortState::Up => "up",
+        PortState::Detached if nix::net::if_::if_nametoindex(p.name.as_str()).is_ok() => "down",
+        PortState::Detached => "absent",
+    };
+    PortInfo {
+        ifindex: IfIndex(p.ifindex),
+        mac: p.mac.0,
+        ipv4: p.ipv4,
+        xdp_mode: p.xdp_mode.name().to_owned(),
+        bind_mode: p.bind_mode.name().to_owned(),
+        queue: p.queue,
+        state: state.to_owned(),
+        name: p.name,
+    }
+}
+
+/// Tap buffers (frames in flight between the worker and a `pcap_read`): 1024 × 2 KiB.
+const TAP_BUFFERS: usize = 1024;
+
+/// A data-plane tap as a [`Capture`]; buffers go back to the worker as they are read.
+struct TapCapture(dataplane::tap::TapReceiver);
+
+impl Capture for TapCapture {
+    fn read(&mut self, max: usize) -> Vec<CapturedFrame> {
+        self.0
+            .drain(max)
+            .into_iter()
+            .map(|mut f| {
+                let frame = CapturedFrame {
+                    time_us: u64::try_from(f.time.as_micros()).unwrap_or(u64::MAX),
+                    orig_len: f.orig_len,
+                    tx: f.tx,
+                    data: f.data.clone(),
+                };
+                f.data.clear();
+                self.0.recycle(f);
+                frame
+            })
+            .collect()
+    }
+
+    fn captured(&self) -> u64 {
+        self.0.captured()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.0.dropped()
+    }
+}
 
 /// A running AF_XDP data plane.
 #[derive(Debug)]
@@ -107,19 +162,7 @@ impl XdpBackend {
 
 impl Backend for XdpBackend {
     fn ports(&self) -> Vec<PortInfo> {
-        self.dataplane
-            .interfaces()
-            .into_iter()
-            .map(|p| PortInfo {
-                name: p.name,
-                ifindex: IfIndex(p.ifindex),
-                mac: p.mac.0,
-                ipv4: p.ipv4,
-                xdp_mode: p.xdp_mode.name().to_owned(),
-                bind_mode: p.bind_mode.name().to_owned(),
-                queue: p.queue,
-            })
-            .collect()
+        self.dataplane.interfaces().into_iter().map(port_info).collect()
     }
 
     fn apply(&mut self, updates: &[MfibUpdate]) -> Result<(), ApplyError> {
@@ -127,6 +170,48 @@ impl Backend for XdpBackend {
             .mfib()
             .apply(updates, self.dataplane.interface_table())
             .map_err(|e| ApplyError(e.to_string()))
+    }
+
+    fn start_capture(
+        &mut self,
+        interface: &str,
+        snaplen: u32,
+        tx: bool,
+    ) -> Result<Box<dyn Capture>, ApplyError> {
+        let receiver = self
+            .dataplane
+            .start_tap(interface, snaplen as usize, TAP_BUFFERS, tx)
+            .map_err(|e| ApplyError(e.to_string()))?;
+        Ok(Box::new(TapCapture(receiver)))
+    }
+
+    fn detach_port(&mut self, name: &str) -> Result<PortChange, ApplyError> {
+        let ifindex = self
+            .dataplane
+            .interfaces()
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| IfIndex(p.ifindex))
+            .ok_or_else(|| ApplyError(format!("{name} is not a data-plane interface")))?;
+        match self.dataplane.detach_port(name) {
+            Ok(true) => Ok(PortChange::Detached { ifindex }),
+            Ok(false) => Ok(PortChange::Unchanged),
+            Err(e) => Err(ApplyError(e.to_string())),
+        }
+    }
+
+    fn attach_port(&mut self, name: &str) -> Result<PortChange, ApplyError> {
+        let before = self
+            .dataplane
+            .interfaces()
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ApplyError(format!("{name} is not a data-plane interface")))?;
+        let after = self.dataplane.attach_port(name).map_err(|e| ApplyError(e.to_string()))?;
+        if before.state == PortState::Up && before.ifindex == after.ifindex {
+            return Ok(PortChange::Unchanged);
+        }
+        Ok(PortChange::Attached { old: IfIndex(before.ifindex), port: port_info(after) })
     }
 
     fn counters(&self) -> DataplaneCounters {

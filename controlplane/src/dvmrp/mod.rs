@@ -67,6 +67,7 @@ pub struct DvmrpConfig {
     pub report_interval: Duration,
     /// Changes are reported this long after the first of them, coalesced into one report
     /// (the draft allows up to 5 s; 1 s keeps dependents, and so forwarding, converging fast).
+    /// A move from one reachable upstream to another is reported at once.
     #[serde(with = "crate::timer::serde_millis")]
     pub triggered_report_delay: Duration,
     /// A route not refreshed for this long becomes unreachable (advertised with metric 32)...
@@ -206,6 +207,10 @@ pub struct DvmrpRouter {
     ifaces: BTreeMap<IfIndex, Iface>,
     neighbors: BTreeMap<(IfIndex, Ipv4Addr), Neighbor>,
     routes: BTreeMap<RouteKey, Route>,
+    /// Poison-reverse reports for origins we have no route to (yet): who will depend on us once
+    /// we learn them. Not routes (an origin we cannot reach is never advertised); merged into
+    /// the route when it is created, purged with the neighbour or when stale.
+    pending_poison: BTreeMap<RouteKey, BTreeMap<(IfIndex, Ipv4Addr), route::Heard>>,
     /// (ifindex, group, source) local memberships; `None` = any source.
     members: BTreeSet<(IfIndex, Ipv4Addr, Option<Ipv4Addr>)>,
     cache: BTreeMap<SgKey, CacheEntry>,
@@ -230,6 +235,7 @@ impl DvmrpRouter {
             ifaces,
             neighbors: BTreeMap::new(),
             routes: BTreeMap::new(),
+            pending_poison: BTreeMap::new(),
             members: BTreeSet::new(),
             cache: BTreeMap::new(),
             probe_timer: Timer::STOPPED,

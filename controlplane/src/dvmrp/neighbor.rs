@@ -215,6 +215,10 @@ impl DvmrpRouter {
         for route in self.routes.values_mut() {
             route.reports.remove(&key);
         }
+        self.pending_poison.retain(|_, p| {
+            p.remove(&key);
+            !p.is_empty()
+        });
         for entry in self.cache.values_mut() {
             entry.prunes.remove(&key);
             if entry.upstream.pruned_by() == Some(key.1) {

@@ -10,7 +10,9 @@
 //! * designated forwarder on a LAN: the lowest (advertised metric, address) among us and the
 //!   neighbours there that reported the origin with a reachable, non-poisoned metric;
 //! * dependents on a LAN: neighbours that reported the origin with 33..=63 (poison reverse),
-//!   i.e. that use us as their upstream for it.
+//!   i.e. that use us as their upstream for it. Poison reverse heard for an origin we have no
+//!   route to yet is kept aside (`pending_poison`: never advertised) and merged into the route
+//!   when it is learned.
 //!
 //! Invariants: a route is deleted `route_deletion - route_expiry` after it became unreachable;
 //! reports older than `route_deletion` are purged; a connected route is never reported onto its
@@ -183,6 +185,7 @@ impl DvmrpRouter {
         let ifaces = &self.ifaces;
         let mut deleted = Vec::new();
         let mut changed = Vec::new();
+        let mut rerouted = false;
         for (key, route) in &mut self.routes {
             route.reports.retain(|_, h| now < h.at + config.route_deletion);
             let connected = route.connected.filter(|i| ifaces.get(i).is_some_and(|f| f.up));
@@ -212,6 +215,13 @@ impl DvmrpRouter {
                 route.unreachable_since = Some(now);
             }
             if best != route.best {
+                // A move from one reachable upstream to another: until the new upstream hears
+                // our poison reverse it does not forward to us, and the old one's traffic now
+                // fails our RPF check, so the report goes out at once instead of after the
+                // triggered-report delay.
+                rerouted |= route.best.reachable()
+                    && best.reachable()
+                    && (best.upstream, best.gateway) != (route.best.upstream, route.best.gateway);
                 route.best = best;
                 changed.push(*key);
                 out.push(Action::Debug(DebugEvent::RouteChanged {
@@ -226,6 +236,10 @@ impl DvmrpRouter {
                 deleted.push(*key);
             }
         }
+        self.pending_poison.retain(|_, p| {
+            p.retain(|_, h| fresh(*h, config, now));
+            !p.is_empty()
+        });
         for key in deleted {
             self.routes.remove(&key);
             self.changed.remove(&key);
@@ -239,7 +253,9 @@ impl DvmrpRouter {
                 self.changed.insert(key);
             }
         }
-        if !self.changed.is_empty() && !self.triggered_timer.is_running() {
+        if rerouted && !self.changed.is_empty() {
+            self.triggered_timer.start(now, std::time::Duration::ZERO);
+        } else if !self.changed.is_empty() && !self.triggered_timer.is_running() {
             self.triggered_timer.start(now, self.config.triggered_report_delay);
         }
     }
@@ -279,19 +295,32 @@ impl DvmrpRouter {
                 if let Some(existing) = self.routes.get_mut(&key) {
                     existing.reports.insert((ifindex, src), heard);
                 } else if route.metric.saturating_add(if_metric) < METRIC_INFINITY {
-                    // Unknown origins are only worth a row if they are reachable through the
-                    // sender; a poisoned or infinite report for them carries no information.
+                    // Unknown origins get a row only if they are reachable through the sender;
+                    // poison reverse heard for them before is merged in.
+                    let mut reports = self.pending_poison.remove(&key).unwrap_or_default();
+                    reports.retain(|_, h| fresh(*h, &self.config, now));
+                    reports.insert((ifindex, src), heard);
                     self.routes.insert(
                         key,
                         Route {
                             key,
                             connected: None,
-                            reports: BTreeMap::from([((ifindex, src), heard)]),
+                            reports,
                             best: Best::UNREACHABLE,
                             unreachable_since: None,
                             created: now,
                         },
                     );
+                } else if route.metric > METRIC_INFINITY {
+                    // Poison reverse for an origin we cannot reach yet: the sender will depend
+                    // on us for it. Dropping it would leave the sender unserved until its next
+                    // full report (report_interval) once we learn the origin, which is what
+                    // happens after our own restart when a downstream neighbour's table
+                    // arrives before our upstream's.
+                    self.pending_poison.entry(key).or_default().insert((ifindex, src), heard);
+                } else if let Some(p) = self.pending_poison.get_mut(&key) {
+                    // Infinity: the sender no longer depends on us for it.
+                    p.remove(&(ifindex, src));
                 }
             }
         }

@@ -1190,3 +1190,127 @@ mod properties {
         }
     }
 }
+
+// ===== poison reverse heard before the route =====
+
+const U: &str = "10.0.13.2";
+
+/// R with N downstream on if2 and U upstream on if3, both two-way; N poison-reverses
+/// 10.9.0.0/16 to R at `poison_at`, before U makes it reachable at `learn_at`.
+fn poison_before_route(poison_at: Timestamp, learn_at: Timestamp) -> DvmrpRouter {
+    let mut r = DvmrpRouter::new(
+        DvmrpConfig::default(),
+        vec![iface(1, "10.0.1.1", 24), iface(2, "10.0.12.1", 24), iface(3, "10.0.13.1", 24)],
+        0x1111,
+    );
+    r.handle(t(0), Event::Start);
+    with_neighbor(&mut r, t(0));
+    r.handle(
+        t(0),
+        Event::Received { ifindex: IfIndex(3), src: ip(U), msg: probe(9, &["10.0.13.1"]) },
+    );
+    let out = r.handle(
+        poison_at,
+        Event::Received { ifindex: IfIndex(2), src: ip(N), msg: report(&[("10.9.0.0", 16, 34)]) },
+    );
+    assert!(route_of(&r, poison_at, "10.9.0.0").is_none(), "an unknown origin is not a route");
+    assert!(
+        !reported_metrics(&out).iter().any(|(o, _)| *o == ip("10.9.0.0")),
+        "an origin we cannot reach is not advertised"
+    );
+    // N's probes keep it alive until U's report.
+    r.handle(
+        learn_at,
+        Event::Received { ifindex: IfIndex(2), src: ip(N), msg: probe(7, &["10.0.12.1"]) },
+    );
+    r.handle(
+        learn_at,
+        Event::Received { ifindex: IfIndex(3), src: ip(U), msg: probe(9, &["10.0.13.1"]) },
+    );
+    r.handle(
+        learn_at,
+        Event::Received { ifindex: IfIndex(3), src: ip(U), msg: report(&[("10.9.0.0", 16, 1)]) },
+    );
+    r
+}
+
+// Input: N's poison reverse for an origin R does not know yet, then U's report of the origin
+// (R restarted: the downstream table arrived before the upstream one). Output: N is a
+// dependent as soon as the route exists and data from the origin is forwarded to it, without
+// waiting for N's next full report (the bug: the report was dropped and N went unserved for up
+// to report_interval).
+#[test]
+fn poison_reverse_heard_before_the_route_makes_a_dependent() {
+    let mut r = poison_before_route(t(1), t(2));
+    let route = route_of(&r, t(2), "10.9.0.0").unwrap();
+    assert_eq!((route.upstream, route.gateway), (Some(IfIndex(3)), Some(ip(U))));
+    assert_eq!(route.dependents, vec![DependentState { ifindex: IfIndex(2), neighbor: ip(N) }]);
+    let out = r.handle(
+        t(3),
+        Event::DataArrived(Punt {
+            iif: IfIndex(3),
+            source: ip("10.9.1.1"),
+            group: ip("239.1.1.1"),
+        }),
+    );
+    assert_eq!(installs(&out)[0].oifs, vec![oif(2)]);
+}
+
+// Input: the same, but the route is learned only 250 s later (past the route expiry, and N
+// timed out meanwhile). Output: no dependent (the old poison reverse is not revived).
+#[test]
+fn stale_poison_reverse_for_an_unknown_origin_is_forgotten() {
+    let r = poison_before_route(t(1), t(250));
+    let route = route_of(&r, t(250), "10.9.0.0").unwrap();
+    assert!(route.dependents.is_empty(), "{:?}", route.dependents);
+}
+
+// Input: R reaches 10.9.0.0/16 through N (metric 1) with U (metric 2) as the alternative; N
+// reports it unreachable. Output: R moves to U and poison-reverses the route to U at once (the
+// deadline is now), not after the 1 s triggered-report delay: until U hears it, U does not
+// forward to R while R's RPF check already refuses what still comes from N. A change that is
+// not a move between upstreams (a route learned for the first time) keeps the delay.
+#[test]
+fn a_change_of_upstream_is_reported_at_once() {
+    let mut r = DvmrpRouter::new(
+        DvmrpConfig::default(),
+        vec![iface(1, "10.0.1.1", 24), iface(2, "10.0.12.1", 24), iface(3, "10.0.13.1", 24)],
+        0x1111,
+    );
+    r.handle(t(0), Event::Start);
+    with_neighbor(&mut r, t(0));
+    r.handle(
+        t(0),
+        Event::Received { ifindex: IfIndex(3), src: ip(U), msg: probe(9, &["10.0.13.1"]) },
+    );
+    r.handle(t(1), Event::Tick);
+    r.handle(
+        t(2),
+        Event::Received { ifindex: IfIndex(2), src: ip(N), msg: report(&[("10.9.0.0", 16, 1)]) },
+    );
+    assert_eq!(r.next_deadline(), Some(t(3)), "a new route waits for the triggered delay");
+    r.handle(
+        t(2),
+        Event::Received { ifindex: IfIndex(3), src: ip(U), msg: report(&[("10.9.0.0", 16, 2)]) },
+    );
+    r.handle(t(3), Event::Tick);
+    assert_eq!(route_of(&r, t(3), "10.9.0.0").unwrap().gateway, Some(ip(N)));
+    r.handle(
+        t(5),
+        Event::Received { ifindex: IfIndex(2), src: ip(N), msg: report(&[("10.9.0.0", 16, 32)]) },
+    );
+    assert_eq!(route_of(&r, t(5), "10.9.0.0").unwrap().gateway, Some(ip(U)));
+    assert_eq!(r.next_deadline(), Some(t(5)));
+    let out = r.handle(t(5), Event::Tick);
+    let to_u: Vec<(Ipv4Addr, u8)> = sends(&out)
+        .into_iter()
+        .filter(|(i, _, m)| *i == IfIndex(3) && matches!(m.message, Message::Report { .. }))
+        .flat_map(|(_, _, m)| match &m.message {
+            Message::Report { blocks } => {
+                blocks.iter().flat_map(|b| b.routes.iter().map(|x| (x.origin, x.metric))).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(to_u.contains(&(ip("10.9.0.0"), 35)), "{to_u:?}");
+}

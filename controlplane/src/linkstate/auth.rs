@@ -3,7 +3,8 @@
 //! the full 32-byte tag, and a per-(interface, sender) replay guard.
 //!
 //! Invariants: with a key configured, a message is accepted only if it is authenticated with
-//! that key id, its tag verifies (constant-time comparison by `hmac`), and its auth sequence is
+//! that key id or one of the extra accepted ids (a rotation under way: old and new key are both
+//! accepted while every router is moved to send with the new one), its tag verifies (constant-time comparison by `hmac`), and its auth sequence is
 //! strictly above the last one accepted from the same router on the same interface. The replay
 //! state moves only after the tag verified, so a forged message cannot lock a sender out.
 //! Without a key, authenticated messages are refused too (a configuration mismatch).
@@ -60,6 +61,7 @@ pub fn compute_tag(secret: &[u8], input: &[u8]) -> [u8; HMAC_SHA256_LEN] {
 /// Checks a packet whose lengths were validated against the configured key.
 pub fn verify(
     key: Option<&AuthKey>,
+    accept: &[AuthKey],
     last_seen: &mut BTreeMap<(IfIndex, u32), u64>,
     ifindex: IfIndex,
     packet: &LsPacket<&[u8]>,
@@ -71,9 +73,9 @@ pub fn verify(
     if !authenticated {
         return Err(AuthFailure::Missing);
     }
-    if packet.key_id() != key.key_id {
+    let Some(key) = std::iter::once(key).chain(accept).find(|k| k.key_id == packet.key_id()) else {
         return Err(AuthFailure::UnknownKey);
-    }
+    };
     let Ok(mut mac) = HmacSha256::new_from_slice(key.secret.as_bytes()) else {
         return Err(AuthFailure::BadTag);
     };
@@ -86,4 +88,62 @@ pub fn verify(
     }
     last_seen.insert(sender, sequence);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::linkstate::{AuthInfo, LsRepr, Message};
+
+    fn key(id: u8, secret: &str) -> AuthKey {
+        AuthKey { key_id: id, secret: secret.into() }
+    }
+
+    /// A hello from router 9 signed with `k`, sequence `seq`.
+    fn signed(k: &AuthKey, seq: u64) -> Vec<u8> {
+        let repr = LsRepr {
+            router_id: 9,
+            auth: Some(AuthInfo { key_id: k.key_id, sequence: seq }),
+            message: Message::Hello {
+                hello_interval_ms: 100,
+                dead_interval_ms: 400,
+                neighbors: vec![],
+            },
+        };
+        let mut bytes = repr.to_bytes();
+        let mut p = LsPacket::new_unchecked(&mut bytes[..]);
+        let tag = compute_tag(k.secret.as_bytes(), p.authenticated_bytes());
+        p.auth_tag_mut().copy_from_slice(&tag);
+        bytes
+    }
+
+    fn check(
+        send: &AuthKey,
+        accept: &[AuthKey],
+        seen: &mut BTreeMap<(IfIndex, u32), u64>,
+        bytes: &[u8],
+    ) -> Result<(), AuthFailure> {
+        verify(Some(send), accept, seen, IfIndex(1), &LsPacket::new_checked(bytes).unwrap())
+    }
+
+    // Rotation: while key 1 is accepted next to the new key 2 both verify; once it is removed a
+    // message signed with it is an unknown key, and one signed with a known id but the wrong
+    // secret a bad tag. The replay guard spans keys (the sequence is per sender, not per key).
+    #[test]
+    fn rotation_accepts_listed_keys_only() {
+        let (old, new) = (key(1, "old secret"), key(2, "new secret"));
+        let mut seen = BTreeMap::new();
+        assert_eq!(check(&new, std::slice::from_ref(&old), &mut seen, &signed(&old, 10)), Ok(()));
+        assert_eq!(check(&new, std::slice::from_ref(&old), &mut seen, &signed(&new, 11)), Ok(()));
+        assert_eq!(
+            check(&new, std::slice::from_ref(&old), &mut seen, &signed(&old, 11)),
+            Err(AuthFailure::Replay)
+        );
+        assert_eq!(check(&new, &[], &mut seen, &signed(&old, 12)), Err(AuthFailure::UnknownKey));
+        assert_eq!(
+            check(&new, &[], &mut seen, &signed(&key(2, "forged"), 13)),
+            Err(AuthFailure::BadTag)
+        );
+        assert_eq!(check(&new, &[], &mut seen, &signed(&new, 12)), Ok(()));
+    }
 }

@@ -71,6 +71,9 @@ pub struct LinkStateConfig {
     pub refresh_interval: Duration,
     /// HMAC-SHA256 key; `None` sends and accepts only unauthenticated messages.
     pub auth: Option<AuthKey>,
+    /// Further keys accepted (never sent with) while a key rotation is under way: the
+    /// previous key, or the next one before every router sends with it.
+    pub accept_keys: Vec<AuthKey>,
     /// First auth sequence number sent. Receivers refuse any sequence not above the last one
     /// they accepted from us, so the daemon sets this from the wall clock (e.g. milliseconds
     /// since the epoch shifted left 16 bits) so that a restart never goes backwards.
@@ -87,6 +90,7 @@ impl Default for LinkStateConfig {
             min_ls_arrival: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(1800),
             auth: None,
+            accept_keys: Vec::new(),
             auth_sequence_start: 1,
         }
     }

@@ -130,6 +130,13 @@ impl LinkStateRouter {
         self.router_id
     }
 
+    /// Key rotation (reload): from now on sends with `auth` and accepts `auth` and
+    /// `accept_keys`. The replay state is kept: sequence numbers do not depend on the key.
+    pub fn set_keys(&mut self, auth: Option<auth::AuthKey>, accept_keys: Vec<auth::AuthKey>) {
+        self.config.auth = auth;
+        self.config.accept_keys = accept_keys;
+    }
+
     /// When [`Event::Tick`] is next due.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         if !self.started {
@@ -489,9 +496,13 @@ impl LinkStateRouter {
         if packet.router_id() == self.router_id {
             return self.reject(ifindex, src, RejectReason::OwnMessage);
         }
-        if let Err(failure) =
-            auth::verify(self.config.auth.as_ref(), &mut self.replay, ifindex, &packet)
-        {
+        if let Err(failure) = auth::verify(
+            self.config.auth.as_ref(),
+            &self.config.accept_keys,
+            &mut self.replay,
+            ifindex,
+            &packet,
+        ) {
             return self.reject(ifindex, src, RejectReason::Auth { failure });
         }
         let repr = match LsRepr::parse(&packet) {

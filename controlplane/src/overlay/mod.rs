@@ -147,6 +147,9 @@ pub struct OverlayConfig {
     /// so a restarting daemon sets this from a clock that survives restarts (e.g. Unix seconds
     /// << 8); tests use 0.
     pub auth_sequence_base: u32,
+    /// The rendezvous refuses joins (`JoinReject` "group full", counted in `joins_refused`)
+    /// beyond this many members, itself included; `None` = no bound.
+    pub max_members: Option<usize>,
 }
 
 impl OverlayConfig {
@@ -172,6 +175,7 @@ impl OverlayConfig {
             lsa_refresh: Duration::from_secs(10),
             join_retry: Duration::from_secs(2),
             auth_sequence_base: 0,
+            max_members: None,
         }
     }
 }
@@ -719,6 +723,12 @@ impl OverlayNode {
                         Message::JoinReject { reason: RejectReason::NotRendezvous },
                         out,
                     );
+                    return;
+                }
+                let full = self.cfg.max_members.is_some_and(|max| self.members.len() >= max);
+                if full && !self.members.contains(&sender) {
+                    self.counters.joins_refused += 1;
+                    self.send(sender, Message::JoinReject { reason: RejectReason::GroupFull }, out);
                     return;
                 }
                 self.counters.joins_accepted += 1;

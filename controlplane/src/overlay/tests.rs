@@ -322,6 +322,26 @@ fn unauthorised_forged_and_replayed_joins_are_refused_and_counted() {
     assert_eq!(net.node(0).snapshot().members, vec![node_addr(0), node_addr(1)]);
 }
 
+#[test]
+fn rendezvous_refuses_joins_beyond_max_members() {
+    let links = vec![link(0, 1, 1), link(0, 2, 1), link(0, 3, 1)];
+    let mut cfgs: Vec<_> =
+        (0..4).map(|_| config(TopologyMode::Static { links: links.clone() })).collect();
+    cfgs[0].max_members = Some(3);
+    let mut net = Net::uniform(cfgs, 3);
+    net.start_all();
+    net.run_until(Timestamp::from_secs(5));
+    let members = net.node(0).snapshot().members;
+    assert_eq!(members.len(), 3, "{members:?}");
+    let refused: Vec<usize> = (1..4).filter(|&i| !net.node(i).is_joined()).collect();
+    assert_eq!(refused.len(), 1, "exactly one joiner is refused: {refused:?}");
+    let c = *net.node(0).counters();
+    assert_eq!(c.joins_accepted, 2);
+    assert!(c.joins_refused >= 1, "{c:?}");
+    // The refused node verifies the reject (it has the key) and counts it.
+    assert!(net.node(refused[0]).counters().rejected >= 1);
+}
+
 /// Steps 50 ms at a time until every tree is whole again; returns the time that took.
 fn time_to_recover(net: &mut Net, limit: Duration) -> Option<Duration> {
     let start = net.now;
