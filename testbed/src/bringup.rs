@@ -9,7 +9,15 @@
 //!    paths;
 //! 4. checksum and VLAN offloads off on every veth (XDP_REDIRECT does not support them), and the
 //!    optional tbf rate limit per link;
-//! 5. router software (smcrouted or fanoutd) per router.
+//! 5. router software (smcrouted or fanoutd) per router; fanoutd in a protocol mode
+//!    ([`FanoutdOptions`]: `dvmrp`, `linkstate`) is polled until the protocol has converged
+//!    ([`Lab::wait_converged`]).
+//!
+//! Faults for experiments: [`Lab::set_link`] takes a link down (both ends, `ip link set down`)
+//! and brings it back (restoring the permanent neighbour entries and unicast routes the kernel
+//! dropped with it); [`Lab::kill_router`] / [`Lab::start_router`] / [`Lab::restart_router`]
+//! kill a router's fanoutd with SIGKILL by PID and start it again with the same config;
+//! [`Lab::freeze_router`] stops it with SIGSTOP (a silent failure) and lets it go on.
 //!
 //! Netlink is driven through `ip`/`tc`/`ethtool` rather than a netlink crate: one `ip -batch` per
 //! namespace is simpler than an async rtnetlink stack and is what operators read anyway; every
@@ -19,10 +27,14 @@
 //! Invariant: a [`Lab`] that is dropped without [`Lab::persist`] stops its processes and deletes
 //! every namespace, even when bring-up failed half-way.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::cmd::{self, CmdError};
+use crate::fanoutd::{FanoutdOptions, RouterIface, RoutingMode};
 use crate::netns::{NetNs, NetNsError};
 use crate::run::{self, IfaceState, NodeState, RunError, RunState};
 use crate::topology::{mac_str, NodeKind, Plan, RouterSoftware, Topology};
@@ -48,6 +60,14 @@ pub enum BringupError {
     MissingTool { tool: &'static str, package: &'static str },
     #[error("this needs root (network namespaces, veths, AF_PACKET); run as root")]
     NotRoot,
+    #[error("{mode} did not converge within {waited:?}: {last}")]
+    NotConverged { mode: RoutingMode, waited: Duration, last: String },
+    #[error("node `{0}` is not in this topology")]
+    UnknownNode(String),
+    #[error("no link joins `{a}` and `{b}`")]
+    NoLink { a: String, b: String },
+    #[error("`{0}` does not run fanoutd in this lab")]
+    NotFanoutd(String),
 }
 
 /// Options for bringing a topology up.
@@ -69,6 +89,12 @@ pub struct Lab {
     pub software: Vec<RouterSoftware>,
     /// fanoutd control sockets per router node index.
     pub ctl_sockets: Vec<(usize, std::path::PathBuf)>,
+    /// How every fanoutd of the lab is configured.
+    pub fanoutd: FanoutdOptions,
+    /// Links taken down by [`Lab::set_link`] (indices into the topology's links).
+    pub down_links: BTreeSet<usize>,
+    /// The config each fanoutd was started with, per router node index (for restarts).
+    fanoutd_configs: BTreeMap<usize, String>,
     keep: bool,
     torn_down: bool,
 }
@@ -87,13 +113,33 @@ fn write_sysctl(ns: &NetNs, kv: &[(String, &str)]) -> Result<(), BringupError> {
 }
 
 impl Lab {
-    /// Brings `topo` up under a fresh run id.
+    /// Brings `topo` up under a fresh run id (fanoutd, where it runs, in static mode).
     pub fn up(topo: &Topology, opts: &UpOptions) -> Result<Lab, BringupError> {
+        Lab::up_with(topo, opts, &FanoutdOptions::default())
+    }
+
+    /// Brings `topo` up with fanoutd configured by `fanoutd`. In a protocol mode (`dvmrp`,
+    /// `linkstate`) every router runs fanoutd unless `opts.router` says otherwise, and this
+    /// returns only once the protocol has converged (see [`Lab::wait_converged`]).
+    pub fn up_with(
+        topo: &Topology,
+        opts: &UpOptions,
+        fanoutd: &FanoutdOptions,
+    ) -> Result<Lab, BringupError> {
         if !crate::netns::is_root() {
             return Err(BringupError::NotRoot);
         }
+        let mut opts = opts.clone();
+        if fanoutd.mode != RoutingMode::Static && opts.router.is_none() {
+            opts.router = Some(RouterSoftware::Fanoutd);
+        }
+        let opts = &opts;
         require_tools(topo, opts)?;
-        let router_label = opts.router.map_or_else(|| "per-topology".to_owned(), |r| r.to_string());
+        let router_label = match opts.router {
+            None => "per-topology".to_owned(),
+            Some(RouterSoftware::Fanoutd) => format!("fanoutd ({})", fanoutd.mode),
+            Some(r) => r.to_string(),
+        };
         let state = RunState::allocate(&topo.name, &router_label)?;
         let plan = Plan::new(topo, state.id());
         let receivers = plan.receivers(opts.fanout);
@@ -109,6 +155,9 @@ impl Lab {
             receivers,
             software,
             ctl_sockets: Vec::new(),
+            fanoutd: fanoutd.clone(),
+            down_links: BTreeSet::new(),
+            fanoutd_configs: BTreeMap::new(),
             keep: false,
             torn_down: false,
         };
@@ -263,19 +312,293 @@ impl Lab {
                         })?;
                 }
                 RouterSoftware::Fanoutd => {
-                    let d = fanoutd::start(&ns, &node.name, &dir, &ifaces, &my_routes).map_err(
-                        |source| BringupError::Fanoutd { node: node.name.clone(), source },
-                    )?;
-                    self.state.add_process(d.pid, &node.name, "fanoutd")?;
-                    fanoutd::wait_ready(&ns, &d).map_err(|source| BringupError::Fanoutd {
-                        node: node.name.clone(),
-                        source,
-                    })?;
-                    self.ctl_sockets.push((i, d.socket));
+                    let socket = fanoutd::socket_path(&dir, &node.name);
+                    let text = match self.fanoutd.mode {
+                        RoutingMode::Static => fanoutd::config(&socket, &ifaces, &my_routes),
+                        _ => fanoutd::mode_config(
+                            &socket,
+                            &self.fanoutd,
+                            router_id(&plan, i),
+                            &self.router_ifaces(i),
+                        ),
+                    };
+                    self.fanoutd_configs.insert(i, text);
+                    self.start_router_idx(i)?;
+                    self.ctl_sockets.push((i, socket));
                 }
             }
         }
+        if self.fanoutd.mode != RoutingMode::Static {
+            self.wait_converged(CONVERGE_TIMEOUT)?;
+        }
         Ok(())
+    }
+
+    /// Interfaces of router `i` for a protocol-mode config: IGMP towards hosts, link costs.
+    fn router_ifaces(&self, i: usize) -> Vec<RouterIface> {
+        let topo = &self.plan.topo;
+        self.plan.ports[i]
+            .iter()
+            .map(|p| RouterIface {
+                name: p.ifname.clone(),
+                igmp: topo.nodes[p.peer_node].kind == NodeKind::Host,
+                cost: topo.links[p.link].cost,
+            })
+            .collect()
+    }
+
+    /// Starts router `i`'s fanoutd with its recorded config and waits until it answers.
+    fn start_router_idx(&mut self, i: usize) -> Result<i32, BringupError> {
+        let name = self.plan.topo.nodes[i].name.clone();
+        let text =
+            self.fanoutd_configs.get(&i).cloned().ok_or(BringupError::NotFanoutd(name.clone()))?;
+        let ns = NetNs::existing(&self.plan.ns_name(i));
+        let dir = run::run_dir(self.plan.run);
+        let fd_err = |source| BringupError::Fanoutd { node: name.clone(), source };
+        let d = fanoutd::start_with_config(&ns, &name, &dir, &text).map_err(fd_err)?;
+        self.state.add_process(d.pid, &name, "fanoutd")?;
+        fanoutd::wait_ready(&ns, &d).map_err(fd_err)?;
+        Ok(d.pid)
+    }
+
+    /// What every fanoutd router must show once converged, given the links that are down.
+    pub fn expected(&self) -> Vec<fanoutd::Expected> {
+        let plan = &self.plan;
+        self.ctl_sockets
+            .iter()
+            .map(|&(i, _)| {
+                let runs_fanoutd = |n: usize| self.ctl_sockets.iter().any(|&(j, _)| j == n);
+                fanoutd::Expected {
+                    node: plan.topo.nodes[i].name.clone(),
+                    router_id: router_id(plan, i),
+                    peers: plan.ports[i]
+                        .iter()
+                        .filter(|p| runs_fanoutd(p.peer_node) && !self.down_links.contains(&p.link))
+                        .map(|p| p.peer_addr)
+                        .collect(),
+                    attached: plan.ports[i]
+                        .iter()
+                        .map(|p| (p.prefix.network(), p.prefix.len))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// One poll of every router: `Ok` when the lab's routing protocol has converged (always in
+    /// static mode), else what is still missing.
+    pub fn converged(&self) -> Result<(), String> {
+        let (cmd, check): (&str, ConvergedCheck) = match self.fanoutd.mode {
+            RoutingMode::Static => return Ok(()),
+            RoutingMode::Dvmrp => ("neighbors", fanoutd::dvmrp_converged),
+            RoutingMode::Linkstate => ("lsdb", fanoutd::linkstate_converged),
+        };
+        let mut outputs = Vec::new();
+        for (i, sock) in &self.ctl_sockets {
+            let out = fanoutd::fanoutctl(sock, &["show", cmd, "--json"])
+                .map_err(|e| format!("{}: {e}", self.plan.topo.nodes[*i].name))?;
+            outputs.push(serde_json::from_str(&out).map_err(|e| {
+                format!("{}: `show {cmd} --json` is not JSON: {e}", self.plan.topo.nodes[*i].name)
+            })?);
+        }
+        check(&self.expected(), &outputs)
+    }
+
+    /// Polls [`Lab::converged`] every 50 ms until it holds or `timeout` passes; returns how long
+    /// it took. Use it after a fault to wait for the protocol to settle.
+    pub fn wait_converged(&self, timeout: Duration) -> Result<Duration, BringupError> {
+        let t0 = Instant::now();
+        loop {
+            let last = match self.converged() {
+                Ok(()) => return Ok(t0.elapsed()),
+                Err(e) => e,
+            };
+            if t0.elapsed() >= timeout {
+                return Err(BringupError::NotConverged {
+                    mode: self.fanoutd.mode,
+                    waited: timeout,
+                    last,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The fanoutd control socket of router `node`.
+    pub fn ctl_socket(&self, node: &str) -> Result<&Path, BringupError> {
+        let i = self.node_idx(node)?;
+        self.ctl_sockets
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| p.as_path())
+            .ok_or_else(|| BringupError::NotFanoutd(node.to_owned()))
+    }
+
+    /// Runs `fanoutctl <args>` against router `node`; stdout on success, the error text else.
+    pub fn fanoutctl(&self, node: &str, args: &[&str]) -> Result<String, String> {
+        let sock = self.ctl_socket(node).map_err(|e| e.to_string())?;
+        fanoutd::fanoutctl(sock, args)
+    }
+
+    fn node_idx(&self, node: &str) -> Result<usize, BringupError> {
+        self.plan.topo.node_index(node).ok_or_else(|| BringupError::UnknownNode(node.to_owned()))
+    }
+
+    /// The index of the (first) link joining `a` and `b`.
+    pub fn link_between(&self, a: &str, b: &str) -> Result<usize, BringupError> {
+        self.node_idx(a)?;
+        self.node_idx(b)?;
+        self.plan
+            .topo
+            .links
+            .iter()
+            .position(|l| (l.a == a && l.b == b) || (l.a == b && l.b == a))
+            .ok_or_else(|| BringupError::NoLink { a: a.to_owned(), b: b.to_owned() })
+    }
+
+    /// Takes the link between `a` and `b` down (`ip link set dev X down` on both ends, each in
+    /// its namespace) or back up. Up also restores what the kernel removed with the link: the
+    /// permanent neighbour entries of both ends and the unicast routes through them. Routing
+    /// daemons are not told: they notice as they would on a real link (hellos, probes).
+    pub fn set_link(&mut self, a: &str, b: &str, up: bool) -> Result<(), BringupError> {
+        let li = self.link_between(a, b)?;
+        let plan = self.plan.clone();
+        for end in [plan.idx(a), plan.idx(b)] {
+            let Some(p) = plan.port_on_link(end, li) else { continue };
+            let ns = plan.ns_name(end);
+            let mut batch =
+                format!("link set dev {} {}\n", p.ifname, if up { "up" } else { "down" });
+            if up {
+                let _ = writeln!(
+                    batch,
+                    "neigh replace {} lladdr {} dev {} nud permanent",
+                    p.peer_addr,
+                    mac_str(p.peer_mac),
+                    p.ifname
+                );
+                for r in plan.unicast_routes(end).iter().filter(|r| r.dev == p.ifname) {
+                    let dest =
+                        if r.dest.len == 0 { "default".to_owned() } else { r.dest.to_string() };
+                    let _ = writeln!(batch, "route replace {dest} via {} dev {}", r.via, r.dev);
+                }
+            }
+            cmd::run(&mut cmd::command("ip", ["-n", ns.as_str(), "-batch", "-"]), Some(&batch))?;
+        }
+        if up {
+            self.down_links.remove(&li);
+        } else {
+            self.down_links.insert(li);
+        }
+        Ok(())
+    }
+
+    /// The PID of the running fanoutd of router `node`, if any.
+    pub fn router_pid(&self, node: &str) -> Option<i32> {
+        self.state
+            .processes
+            .iter()
+            .rev()
+            .find(|p| p.node == node && p.what == "fanoutd" && run::alive(p))
+            .map(|p| p.pid)
+    }
+
+    /// Kills router `node`'s fanoutd with SIGKILL (by its recorded PID, no clean-up by the
+    /// daemon: XDP stays attached, routes are not withdrawn) and waits until it is gone.
+    /// Returns the PID killed.
+    pub fn kill_router(&mut self, node: &str) -> Result<i32, BringupError> {
+        let pid = self.router_pid(node).ok_or_else(|| BringupError::NotFanoutd(node.to_owned()))?;
+        let target = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+        // Reap it if it is our child; otherwise wait for /proc to forget it.
+        let _ = poll_until(200, Duration::from_millis(10), || {
+            let _ = nix::sys::wait::waitpid(target, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            (self.router_pid(node) != Some(pid)).then_some(())
+        });
+        Ok(pid)
+    }
+
+    /// Copies the run directory (generated configs, router logs) into `dest` (created), e.g. to
+    /// keep the logs of a test run before teardown removes them; returns the files copied.
+    pub fn save_logs(&self, dest: &Path) -> std::io::Result<usize> {
+        std::fs::create_dir_all(dest)?;
+        let mut n = 0;
+        for e in std::fs::read_dir(run::run_dir(self.plan.run))? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                std::fs::copy(e.path(), dest.join(e.file_name()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) router `node`'s fanoutd by PID: a silent failure.
+    /// Its interfaces stay up and nothing tells the neighbours, which notice only when their
+    /// timers expire (link-state dead interval, DVMRP neighbour timeout); frames steered to its
+    /// AF_XDP sockets are dropped meanwhile.
+    pub fn freeze_router(&self, node: &str, frozen: bool) -> Result<i32, BringupError> {
+        let pid = self.router_pid(node).ok_or_else(|| BringupError::NotFanoutd(node.to_owned()))?;
+        let sig = if frozen {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        Ok(pid)
+    }
+
+    /// Starts router `node`'s fanoutd again with the config it was first started with (after
+    /// [`Lab::kill_router`]); returns once it answers on its control socket, with its PID.
+    pub fn start_router(&mut self, node: &str) -> Result<i32, BringupError> {
+        let i = self.node_idx(node)?;
+        if !self.fanoutd_configs.contains_key(&i) {
+            return Err(BringupError::NotFanoutd(node.to_owned()));
+        }
+        if let Some(pid) = self.router_pid(node) {
+            return Ok(pid);
+        }
+        self.start_router_idx(i)
+    }
+
+    /// Detaches XDP programs left on router `node`'s interfaces, as an operator would
+    /// (`ip link set dev X xdpgeneric off` / `xdpdrv off`); returns the interfaces that had one.
+    ///
+    /// A SIGKILLed fanoutd cannot detach its programs; a new fanoutd removes such orphans itself
+    /// (dataplane `remove_orphan`), so restarts do not need this. It is for experiments that
+    /// want the interfaces bare, and for daemons older than that fix.
+    pub fn clear_stale_xdp(&self, node: &str) -> Result<Vec<String>, BringupError> {
+        let i = self.node_idx(node)?;
+        let ns = self.plan.ns_name(i);
+        let mut cleared = Vec::new();
+        for p in &self.plan.ports[i] {
+            let show = cmd::run(
+                &mut cmd::command("ip", ["-n", ns.as_str(), "link", "show", "dev", &p.ifname]),
+                None,
+            )?;
+            if !show.contains("xdp") {
+                continue;
+            }
+            for off in ["xdpgeneric", "xdpdrv"] {
+                // Only one of the two modes is attached; the other one fails harmlessly.
+                let _ = cmd::run(
+                    &mut cmd::command(
+                        "ip",
+                        ["-n", ns.as_str(), "link", "set", "dev", &p.ifname, off, "off"],
+                    ),
+                    None,
+                );
+            }
+            cleared.push(p.ifname.clone());
+        }
+        Ok(cleared)
+    }
+
+    /// `kill -9`, then start again with the same config: (old PID, new PID). The killed daemon's
+    /// XDP programs are left for the new one to clean up, as after a real crash.
+    pub fn restart_router(&mut self, node: &str) -> Result<(i32, i32), BringupError> {
+        let old = self.kill_router(node)?;
+        let new = self.start_router(node)?;
+        Ok((old, new))
     }
 
     /// Leaves everything running after this guard is dropped (`fanout-testbed up`).
@@ -337,6 +660,17 @@ fn require_tools(topo: &Topology, opts: &UpOptions) -> Result<(), BringupError> 
         }
     }
     Ok(())
+}
+
+/// A convergence predicate over every router's `fanoutctl show ... --json` output.
+type ConvergedCheck = fn(&[fanoutd::Expected], &[serde_json::Value]) -> Result<(), String>;
+
+/// How long bring-up waits for a routing protocol to converge.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The router id of router `i` in link-state mode: its lowest interface address.
+pub fn router_id(plan: &Plan, i: usize) -> Ipv4Addr {
+    plan.ports[i].iter().map(|p| p.addr).min().unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
 /// Polls `f` every `wait` up to `count` times until it returns `Some` (FRR `run_and_expect`).

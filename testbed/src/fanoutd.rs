@@ -1,18 +1,32 @@
 //! Driving `fanoutd` (the router under test) on a router namespace.
 //!
-//! Per router: generate a config (its interfaces, `routing.mode = "static"` and the static
-//! (S,G) routes of the shortest-path tree, a control socket in the run directory), start
-//! `fanoutd --config FILE --foreground --socket PATH` inside the namespace, and poll
-//! `fanoutctl --socket PATH show interfaces --json` until it answers. Stopping is by PID (see
+//! Per router: generate a config (its interfaces, the routing mode, a control socket in the run
+//! directory), start `fanoutd --config FILE --foreground --socket PATH` inside the namespace, and
+//! poll `fanoutctl --socket PATH show interfaces --json` until it answers. Stopping is by PID (see
 //! [`crate::run::stop_process`]).
+//!
+//! Routing modes ([`RoutingMode`]):
+//! - `static`: the static (S,G) routes of the topology's shortest-path tree;
+//! - `dvmrp` / `linkstate`: no routes; the protocol builds them. Interfaces towards hosts run
+//!   IGMP (they are the leaf LANs whose members the protocol forwards to); each interface
+//!   carries its link's cost (`linkstate`: `cost`; `dvmrp`: `metric`, capped at 31), and in
+//!   `linkstate` the router id is the router's lowest interface address. [`FanoutdOptions::fast_timers`] shortens the protocol and IGMP timers so that
+//!   tests converge, prune and fail over within seconds (values in [`mode_config`]).
+//!
+//! Readiness of a protocol is checked by [`converged`] over every router's `show neighbors` /
+//! `show lsdb` output, never by sleeping.
 //!
 //! Binaries are found through the `FANOUTD`/`FANOUTCTL` environment variables, else next to the
 //! running executable (same target dir; test binaries live one level down in `deps/`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::bringup::poll_until;
 use crate::netns::NetNs;
@@ -75,6 +89,131 @@ pub fn config(socket: &Path, ifaces: &[String], routes: &[McRoute]) -> String {
     s
 }
 
+/// How fanoutd builds its multicast routes on the testbed (`routing.mode` of its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// Static (S,G) routes of the topology's shortest-path tree (like smcroute).
+    #[default]
+    Static,
+    /// DVMRP flood and prune (mrouted-compatible).
+    Dvmrp,
+    /// The MOSPF-like link-state protocol with on-demand trees.
+    Linkstate,
+}
+
+impl std::str::FromStr for RoutingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "static" => Ok(Self::Static),
+            "dvmrp" => Ok(Self::Dvmrp),
+            "linkstate" => Ok(Self::Linkstate),
+            _ => Err(format!("unknown routing mode `{s}` (expected static, dvmrp or linkstate)")),
+        }
+    }
+}
+
+impl std::fmt::Display for RoutingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Static => "static",
+            Self::Dvmrp => "dvmrp",
+            Self::Linkstate => "linkstate",
+        })
+    }
+}
+
+/// How the testbed configures every fanoutd of a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutdOptions {
+    pub mode: RoutingMode,
+    /// Short protocol and IGMP timers (see [`mode_config`]); the defaults otherwise.
+    pub fast_timers: bool,
+    /// `[daemon] log_level` (`info` keeps the logs small; `debug` logs every protocol decision).
+    pub log_level: String,
+}
+
+impl Default for FanoutdOptions {
+    fn default() -> Self {
+        FanoutdOptions { mode: RoutingMode::Static, fast_timers: true, log_level: "info".into() }
+    }
+}
+
+impl FanoutdOptions {
+    /// `mode` with fast timers and `info` logs.
+    pub fn mode(mode: RoutingMode) -> Self {
+        FanoutdOptions { mode, ..FanoutdOptions::default() }
+    }
+}
+
+/// One interface of a router in a protocol mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouterIface {
+    pub name: String,
+    /// Runs the IGMP router side: the interface leads to hosts (a leaf LAN).
+    pub igmp: bool,
+    /// Link-state cost (the topology's link cost).
+    pub cost: u32,
+}
+
+/// The fanoutd config for one router in a protocol mode (`dvmrp` or `linkstate`; `static` goes
+/// through [`config`], which also needs the routes).
+///
+/// Fast timers: IGMP queries every 10 s with a 1 s response interval (a restarted router
+/// relearns its members within about a second) and 200 ms x 2 last-member queries (a leave is
+/// final ~0.4 s after the host's report); DVMRP probes every 1 s, neighbours time out after
+/// 3.5 s, full reports every 5 s, routes expire after 12 s, grafts are retransmitted after 1 s
+/// (prune lifetime stays at 2 h, so a pruned branch stays quiet for the whole run); link state
+/// uses the `fast` preset (100 ms hello, 400 ms dead interval).
+pub fn mode_config(
+    socket: &Path,
+    opts: &FanoutdOptions,
+    router_id: Ipv4Addr,
+    ifaces: &[RouterIface],
+) -> String {
+    let mut s = String::from("# generated by fanout-testbed\n[daemon]\n");
+    let _ = writeln!(s, "control_socket = {:?}", socket.display().to_string());
+    let _ = writeln!(s, "log_level = {:?}\n\n[routing]\nmode = \"{}\"", opts.log_level, opts.mode);
+    if opts.fast_timers {
+        s.push_str(
+            "\n[igmp]\nquery_interval = \"10s\"\nquery_response_interval = \"1s\"\n\
+             startup_query_interval = \"1s\"\nlast_member_query_interval = \"200ms\"\n\
+             last_member_query_count = 2\n",
+        );
+    }
+    match opts.mode {
+        RoutingMode::Dvmrp if opts.fast_timers => s.push_str(
+            "\n[dvmrp]\nprobe_interval = \"1s\"\nneighbor_timeout = \"3500ms\"\n\
+             report_interval = \"5s\"\nroute_expiration = \"12s\"\ngraft_retransmit = \"1s\"\n",
+        ),
+        RoutingMode::Linkstate => {
+            let preset = if opts.fast_timers { "fast" } else { "default" };
+            let _ =
+                writeln!(s, "\n[linkstate]\npreset = \"{preset}\"\nrouter_id = \"{router_id}\"");
+        }
+        _ => {}
+    }
+    for i in ifaces {
+        let _ = writeln!(s, "\n[[interface]]\nname = \"{}\"", i.name);
+        if i.igmp {
+            s.push_str("igmp = true\n");
+        }
+        match opts.mode {
+            RoutingMode::Linkstate => {
+                let _ = writeln!(s, "cost = {}", i.cost);
+            }
+            // The link cost as DVMRP metric (mrouted's per-vif metric), so both protocols route
+            // by the same costs; 32 is DVMRP infinity.
+            RoutingMode::Dvmrp => {
+                let _ = writeln!(s, "metric = {}", i.cost.clamp(1, 31));
+            }
+            RoutingMode::Static => {}
+        }
+    }
+    s
+}
+
 /// A started daemon.
 #[derive(Debug, Clone)]
 pub struct Started {
@@ -83,7 +222,12 @@ pub struct Started {
     pub log: PathBuf,
 }
 
-/// Writes the config and starts fanoutd inside `ns`.
+/// The control socket of `node`'s fanoutd in run directory `dir`.
+pub fn socket_path(dir: &Path, node: &str) -> PathBuf {
+    dir.join(format!("{node}.fanoutd.sock"))
+}
+
+/// Writes the static-mode config and starts fanoutd inside `ns`.
 pub fn start(
     ns: &NetNs,
     node: &str,
@@ -91,16 +235,30 @@ pub fn start(
     ifaces: &[String],
     routes: &[McRoute],
 ) -> Result<Started, FanoutdError> {
+    let text = config(&socket_path(dir, node), ifaces, routes);
+    start_with_config(ns, node, dir, &text)
+}
+
+/// Writes `config_text` as `<dir>/<node>.fanoutd.toml` and starts fanoutd inside `ns` with it;
+/// the log goes to `<dir>/<node>.fanoutd.log` (appended, so a restarted router keeps the log of
+/// its previous life). The config must name [`socket_path`] as its control socket.
+pub fn start_with_config(
+    ns: &NetNs,
+    node: &str,
+    dir: &Path,
+    config_text: &str,
+) -> Result<Started, FanoutdError> {
     let bin = fanoutd_binary()?;
-    let socket = dir.join(format!("{node}.fanoutd.sock"));
+    let socket = socket_path(dir, node);
     let conf = dir.join(format!("{node}.fanoutd.toml"));
     let werr = |path: &Path| {
         let path = path.display().to_string();
         move |source| FanoutdError::Write { path, source }
     };
-    std::fs::write(&conf, config(&socket, ifaces, routes)).map_err(werr(&conf))?;
+    std::fs::write(&conf, config_text).map_err(werr(&conf))?;
     let log = dir.join(format!("{node}.fanoutd.log"));
-    let logf = std::fs::File::create(&log).map_err(werr(&log))?;
+    let logf =
+        std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(werr(&log))?;
     let logf2 = logf.try_clone().map_err(werr(&log))?;
     let mut c = ns.command(&bin.display().to_string());
     c.arg("--config")
@@ -165,10 +323,109 @@ pub fn wait_ready(_ns: &NetNs, d: &Started) -> Result<(), FanoutdError> {
     }
 }
 
+/// What one converged router must show, derived from the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    pub node: String,
+    /// The link-state router id (the router's lowest interface address).
+    pub router_id: Ipv4Addr,
+    /// The interface addresses of the neighbouring routers (one per router-router link).
+    pub peers: Vec<Ipv4Addr>,
+    /// The router's attached prefixes as (network, length).
+    pub attached: Vec<(Ipv4Addr, u8)>,
+}
+
+fn ip_of(v: &serde_json::Value) -> Option<Ipv4Addr> {
+    v.as_str()?.parse().ok()
+}
+
+/// Whether DVMRP has converged, from every router's `show neighbors --json` (same order as
+/// `expected`); `Err` says what is still missing.
+///
+/// Converged means: every router is two-way with each neighbouring router; every router has a
+/// reachable route (metric < 32) to every prefix of the topology; and every poison-reverse
+/// report has arrived: for each prefix, the dependents summed over all routers equal the number
+/// of routers not attached to it (each of them depends on exactly one upstream router). Without
+/// the last condition the first data would only reach the routers whose dependents are known.
+pub fn dvmrp_converged(expected: &[Expected], outputs: &[serde_json::Value]) -> Result<(), String> {
+    let prefixes: std::collections::BTreeSet<(Ipv4Addr, u8)> =
+        expected.iter().flat_map(|e| e.attached.iter().copied()).collect();
+    let mut dependents: BTreeMap<(Ipv4Addr, u8), usize> = BTreeMap::new();
+    for (e, v) in expected.iter().zip(outputs) {
+        let neighbors = v["neighbors"].as_array().map_or(&[][..], Vec::as_slice);
+        for p in &e.peers {
+            let ok = neighbors
+                .iter()
+                .any(|n| ip_of(&n["addr"]) == Some(*p) && n["two_way"].as_bool() == Some(true));
+            if !ok {
+                return Err(format!("{}: neighbour {p} not two-way", e.node));
+            }
+        }
+        let routes = v["routes"].as_array().map_or(&[][..], Vec::as_slice);
+        for &(net, len) in &prefixes {
+            let route = routes.iter().find(|r| {
+                ip_of(&r["origin"]) == Some(net) && r["prefix_len"].as_u64() == Some(u64::from(len))
+            });
+            match route {
+                Some(r) if r["metric"].as_u64().is_some_and(|m| m < 32) => {
+                    let n = r["dependents"].as_array().map_or(0, Vec::len);
+                    *dependents.entry((net, len)).or_default() += n;
+                }
+                _ => return Err(format!("{}: no reachable route to {net}/{len}", e.node)),
+            }
+        }
+    }
+    for (&(net, len), &n) in &dependents {
+        let attached = expected.iter().filter(|e| e.attached.contains(&(net, len))).count();
+        let want = expected.len() - attached;
+        if n != want {
+            return Err(format!("{net}/{len}: {n} dependents in total, expected {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether link state has converged, from every router's `show lsdb --json` (same order as
+/// `expected`): every adjacency between neighbouring routers is `full`, and every router holds
+/// every router's LSA listing all of that router's router neighbours.
+pub fn linkstate_converged(
+    expected: &[Expected],
+    outputs: &[serde_json::Value],
+) -> Result<(), String> {
+    for (e, v) in expected.iter().zip(outputs) {
+        let neighbors = v["neighbors"].as_array().map_or(&[][..], Vec::as_slice);
+        for p in &e.peers {
+            let ok = neighbors
+                .iter()
+                .any(|n| ip_of(&n["addr"]) == Some(*p) && n["state"].as_str() == Some("full"));
+            if !ok {
+                return Err(format!("{}: adjacency with {p} not full", e.node));
+            }
+        }
+        let lsas = v["lsas"].as_array().map_or(&[][..], Vec::as_slice);
+        for other in expected {
+            let ok = lsas.iter().any(|l| {
+                l["kind"].as_str() == Some("router")
+                    && ip_of(&l["adv_router"]) == Some(other.router_id)
+                    && l["links"].as_array().map_or(0, Vec::len) == other.peers.len()
+            });
+            if !ok {
+                return Err(format!(
+                    "{}: router LSA of {} ({}) missing or without all {} links",
+                    e.node,
+                    other.node,
+                    other.router_id,
+                    other.peers.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn config_is_valid_toml_with_routes() {
@@ -187,5 +444,125 @@ mod tests {
         assert_eq!(v["interface"].as_array().unwrap().len(), 2);
         assert_eq!(v["static_route"][0]["oifs"][0].as_str(), Some("b"));
         assert_eq!(v["daemon"]["control_socket"].as_str(), Some("/run/x.sock"));
+    }
+
+    fn ifaces() -> Vec<RouterIface> {
+        vec![
+            RouterIface { name: "f0001-1-0".into(), igmp: true, cost: 1 },
+            RouterIface { name: "f0001-1-1".into(), igmp: false, cost: 7 },
+        ]
+    }
+
+    // Input: dvmrp and linkstate configs with and without fast timers. Output: fanoutd's own
+    // parser accepts them with the mode, the IGMP leaf interface, the costs and the timers.
+    #[test]
+    fn mode_configs_pass_fanoutds_validation() {
+        use controlplane::config::{Config, RoutingMode as M};
+        let sock = Path::new("/run/x.sock");
+        let rid = Ipv4Addr::new(10, 0, 0, 2);
+        let parse = |text: &str| {
+            Config::parse(text, Path::new("gen.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        };
+        let c =
+            parse(&mode_config(sock, &FanoutdOptions::mode(RoutingMode::Dvmrp), rid, &ifaces()));
+        assert_eq!(c.routing, M::Dvmrp);
+        assert_eq!(c.dvmrp.neighbor_timeout, Duration::from_millis(3500));
+        assert_eq!(c.igmp.last_member_query_interval, Duration::from_millis(200));
+        assert!(c.interface("f0001-1-0").unwrap().igmp);
+        assert!(!c.interface("f0001-1-1").unwrap().igmp);
+        assert_eq!(c.interface("f0001-1-1").unwrap().metric, 7);
+
+        let c = parse(&mode_config(
+            sock,
+            &FanoutdOptions::mode(RoutingMode::Linkstate),
+            rid,
+            &ifaces(),
+        ));
+        assert_eq!(c.routing, M::LinkState);
+        assert_eq!(c.interface("f0001-1-1").unwrap().cost, 7);
+        assert_eq!(c.linkstate.hello_interval, Duration::from_millis(100));
+        assert_eq!(c.linkstate.router_id, Some(rid));
+
+        let slow =
+            FanoutdOptions { fast_timers: false, ..FanoutdOptions::mode(RoutingMode::Dvmrp) };
+        let c = parse(&mode_config(sock, &slow, rid, &ifaces()));
+        assert_eq!(c.dvmrp.neighbor_timeout, Duration::from_secs(35));
+        assert_eq!("linkstate".parse::<RoutingMode>(), Ok(RoutingMode::Linkstate));
+        assert!("ospf".parse::<RoutingMode>().unwrap_err().contains("static, dvmrp or linkstate"));
+    }
+
+    fn two_routers() -> Vec<Expected> {
+        let a = Ipv4Addr::new(10, 0, 12, 1);
+        let b = Ipv4Addr::new(10, 0, 12, 2);
+        let link = (Ipv4Addr::new(10, 0, 12, 0), 24);
+        vec![
+            Expected {
+                node: "r1".into(),
+                router_id: a,
+                peers: vec![b],
+                attached: vec![link, (Ipv4Addr::new(10, 1, 1, 0), 24)],
+            },
+            Expected {
+                node: "r2".into(),
+                router_id: b,
+                peers: vec![a],
+                attached: vec![link, (Ipv4Addr::new(10, 1, 2, 0), 24)],
+            },
+        ]
+    }
+
+    // Input: `show neighbors --json` of two DVMRP routers, before and after the poison-reverse
+    // report. Output: not converged (naming the missing dependent) until every non-attached
+    // router is some router's dependent.
+    #[test]
+    fn dvmrp_convergence_needs_two_way_routes_and_dependents() {
+        let e = two_routers();
+        let route = |origin: &str, metric: u8, deps: usize| {
+            serde_json::json!({"origin": origin, "prefix_len": 24, "metric": metric,
+                "dependents": vec![serde_json::json!({"ifindex": 2, "neighbor": "x"}); deps]})
+        };
+        let view = |peer: &str, two_way: bool, stub1_deps: usize, stub2_deps: usize| {
+            serde_json::json!({
+                "neighbors": [{"addr": peer, "two_way": two_way}],
+                "routes": [route("10.0.12.0", 1, 0), route("10.1.1.0", 1, stub1_deps),
+                           route("10.1.2.0", 2, stub2_deps)],
+            })
+        };
+        let mut r2 = view("10.0.12.1", true, 0, 1);
+        r2["routes"][2]["metric"] = 1.into();
+        r2["routes"][1]["metric"] = 2.into();
+        let r1_one_way = view("10.0.12.2", false, 1, 0);
+        assert!(dvmrp_converged(&e, &[r1_one_way, r2.clone()])
+            .unwrap_err()
+            .contains("not two-way"));
+        let r1_no_dep = view("10.0.12.2", true, 0, 0);
+        let err = dvmrp_converged(&e, &[r1_no_dep, r2.clone()]).unwrap_err();
+        assert!(err.contains("10.1.1.0/24: 0 dependents"), "{err}");
+        let r1 = view("10.0.12.2", true, 1, 0);
+        dvmrp_converged(&e, &[r1.clone(), r2.clone()]).unwrap();
+        let mut r1_unreachable = r1;
+        r1_unreachable["routes"][2]["metric"] = 32.into();
+        assert!(dvmrp_converged(&e, &[r1_unreachable, r2]).unwrap_err().contains("no reachable"));
+    }
+
+    // Input: `show lsdb --json` of two link-state routers. Output: converged only when both
+    // adjacencies are full and both router LSAs list their link.
+    #[test]
+    fn linkstate_convergence_needs_full_adjacencies_and_all_router_lsas() {
+        let e = two_routers();
+        let lsa = |adv: &str, links: usize| {
+            serde_json::json!({"kind": "router", "adv_router": adv,
+                "links": vec![serde_json::json!(["10.0.12.9", 1, 1]); links]})
+        };
+        let view = |peer: &str, state: &str, lsas: Vec<serde_json::Value>| serde_json::json!({"neighbors": [{"addr": peer, "state": state}], "lsas": lsas});
+        let full = [lsa("10.0.12.1", 1), lsa("10.0.12.2", 1)];
+        let r2 = view("10.0.12.1", "full", full.to_vec());
+        let r1 = view("10.0.12.2", "exchange", full.to_vec());
+        assert!(linkstate_converged(&e, &[r1, r2.clone()]).unwrap_err().contains("not full"));
+        let r1 = view("10.0.12.2", "full", vec![lsa("10.0.12.1", 1), lsa("10.0.12.2", 0)]);
+        let err = linkstate_converged(&e, &[r1, r2.clone()]).unwrap_err();
+        assert!(err.contains("router LSA of r2"), "{err}");
+        let r1 = view("10.0.12.2", "full", full.to_vec());
+        linkstate_converged(&e, &[r1, r2]).unwrap();
     }
 }

@@ -477,6 +477,20 @@ impl Malformed {
     }
 }
 
+/// An IGMPv3 report to 224.0.0.22 (which every IGMP router's socket receives, unlike a v2
+/// report to a group nobody on the router joined) joining `ep.unrouted_group`, with its IGMP
+/// checksum off by one: a router must ignore it (RFC 3376 4.2).
+pub fn igmpv3_bad_checksum(ep: &Endpoints) -> Vec<u8> {
+    let all_igmpv3 = Ipv4Addr::new(224, 0, 0, 22);
+    // One CHANGE_TO_EXCLUDE_MODE record without sources: a join.
+    let mut m = vec![0x22, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0];
+    m.extend_from_slice(&ep.unrouted_group.octets());
+    fix_checksum_at(&mut m, 2);
+    m[3] = m[3].wrapping_add(1);
+    let d = ip_datagram(ep.src_ip, all_igmpv3, 1, 2, &m);
+    eth_ip_frame(ep, all_igmpv3, &d)
+}
+
 /// A data frame from a pseudo-random source to a pseudo-random group in 239.128.0.0/9 (never
 /// a testbed traffic group), for state-exhaustion floods. `state` is a xorshift64 state, so a
 /// flood is reproducible from its seed.
@@ -656,6 +670,19 @@ mod tests {
         let d = udp_datagram(ep().src_ip, ep().group, 16, 1, 2, &payload(0));
         assert_eq!(checksum(&d[..20]), 0);
         assert_eq!(usize::from(u16::from_be_bytes([d[2], d[3]])), d.len());
+    }
+
+    #[test]
+    fn igmpv3_bad_checksum_is_only_wrong_in_the_checksum() {
+        let f = igmpv3_bad_checksum(&ep());
+        let d = ip(&f);
+        assert_eq!(checksum(&d[..20]), 0, "IPv4 header checksum stays valid");
+        assert_eq!(&d[16..20], &[224, 0, 0, 22]);
+        let mut m = d[20..].to_vec();
+        assert_ne!(checksum(&m), 0);
+        m[3] = m[3].wrapping_sub(1);
+        assert_eq!(checksum(&m), 0, "one off from a valid checksum");
+        assert_eq!(&m[12..16], &[239, 9, 9, 9]);
     }
 
     // Each class corrupts the one thing its name says and keeps the rest valid, so the

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use testbed::bringup::{Lab, UpOptions};
 use testbed::experiment::{self, BenchOptions, TrafficOptions};
+use testbed::fanoutd::{FanoutdOptions, RoutingMode};
 use testbed::netns::NetNs;
 use testbed::run::{self, RunState};
 use testbed::topology::{RouterSoftware, Topology, BUILTINS};
@@ -52,6 +53,10 @@ enum Cmd {
         /// Route the multicast tree only to the first N receivers.
         #[arg(long)]
         fanout: Option<usize>,
+        /// fanoutd's routing: static (the tree as static routes), dvmrp or linkstate (the
+        /// protocol builds it; implies --router fanoutd; waits until converged; fast timers).
+        #[arg(long, default_value = "static")]
+        mode: RoutingMode,
     },
     /// Tear a run down completely (works for a crashed/stale run too).
     Down {
@@ -122,6 +127,9 @@ enum Cmd {
         router: Option<RouterSoftware>,
         #[arg(long)]
         fanout: Option<usize>,
+        /// fanoutd's routing: static, dvmrp or linkstate (as for `up`).
+        #[arg(long, default_value = "static")]
+        mode: RoutingMode,
         #[arg(long, default_value_t = 1000)]
         count: u64,
         /// Packets per second; 0 = flat out.
@@ -183,8 +191,47 @@ enum Cmd {
         max_events: u64,
         #[arg(long, default_value_t = 3)]
         overlay_degree: usize,
+        /// Overlay neighbour choice: self-organising (RTT-driven) or static (MST + nearest).
+        #[arg(long, default_value = "self-organising")]
+        overlay_topology: testbed::simulate::overlay::OverlayTopology,
+        /// Overlay mode: crash the most loaded member after the measurement, report recovery.
+        #[arg(long)]
+        overlay_failure: bool,
         #[arg(long, default_value = "results")]
         results: PathBuf,
+    },
+    /// IP multicast (kernel, static, dvmrp, linkstate) vs overlay multicast on one topology in
+    /// namespaces, measured per mode, with plots and a sim-vs-testbed check (docs/compare.md).
+    Compare {
+        /// Built-in name or .toml path.
+        topology: String,
+        /// Modes in order: kernel, static, dvmrp, linkstate, overlay.
+        #[arg(long, default_value = "kernel,dvmrp,linkstate,overlay")]
+        modes: String,
+        /// Packets of the measured (steady) phase.
+        #[arg(long, default_value_t = 1000)]
+        packets: u64,
+        /// Packets per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// IPv4 total length of the data packets.
+        #[arg(long, default_value_t = 200)]
+        size: usize,
+        /// Skip the scripted link failure.
+        #[arg(long)]
+        no_failure: bool,
+        /// Also send a short flat-out burst (forwarded pps at saturation).
+        #[arg(long)]
+        saturation: bool,
+        /// Skip the simulation agreement check.
+        #[arg(long)]
+        no_simulate: bool,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Results directory (default results/<run-id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -232,10 +279,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 println!();
             }
         }
-        Cmd::Up { topology, router, fanout } => {
+        Cmd::Up { topology, router, fanout, mode } => {
             need_root()?;
             let topo = Topology::load(&topology)?;
-            let lab = Lab::up(&topo, &UpOptions { router, fanout })?;
+            let lab =
+                Lab::up_with(&topo, &UpOptions { router, fanout }, &FanoutdOptions::mode(mode))?;
             let st = lab.persist();
             println!("run {} is up ({} nodes)", st.run, st.nodes.len());
             print_state(&st);
@@ -382,10 +430,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             rep.finish(None);
             println!("{}", serde_json::to_string_pretty(&rep)?);
         }
-        Cmd::Run { topology, router, fanout, count, rate, size, json } => {
+        Cmd::Run { topology, router, fanout, mode, count, rate, size, json } => {
             need_root()?;
             let topo = Topology::load(&topology)?;
-            let lab = Lab::up(&topo, &UpOptions { router, fanout })?;
+            let lab =
+                Lab::up_with(&topo, &UpOptions { router, fanout }, &FanoutdOptions::mode(mode))?;
             progress(&format!("run {} up; sending {count} packets", lab.state.run));
             let res = experiment::run_traffic(
                 &lab,
@@ -429,6 +478,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             packets,
             max_events,
             overlay_degree,
+            overlay_topology,
+            overlay_failure,
             results,
         } => {
             use rand::SeedableRng;
@@ -445,6 +496,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 packets,
                 max_events,
                 overlay_degree,
+                overlay_topology,
+                overlay_failure,
+                seed,
                 ..SimOptions::default()
             };
             let report = simulate::run_modes(&scn, &modes, &opts, Some(seed))?;
@@ -456,6 +510,42 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             );
             let p = simulate::write_json(&report, &results.join(run_id))?;
             println!("results: {}", p.display());
+        }
+        Cmd::Compare {
+            topology,
+            modes,
+            packets,
+            rate,
+            size,
+            no_failure,
+            saturation,
+            no_simulate,
+            json,
+            out,
+        } => {
+            need_root()?;
+            let opts = testbed::compare::CompareOptions {
+                topology,
+                modes: testbed::compare::parse_modes(&modes)?,
+                packets,
+                rate_pps: rate,
+                size,
+                failure: !no_failure,
+                saturation,
+                simulate: !no_simulate,
+                out,
+                ..testbed::compare::CompareOptions::default()
+            };
+            let r = testbed::compare::run(&opts, &mut |m| progress(m))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", testbed::compare::output::text(&r));
+                println!("results: {} ({})", r.out_dir.display(), r.files.join(", "));
+            }
+            if r.modes.iter().any(|m| m.status.starts_with("failed")) {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Cmd::Demo { count, rate } => {
             need_root()?;

@@ -26,6 +26,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("diamond", include_str!("../topologies/diamond.toml")),
     ("tree2", include_str!("../topologies/tree2.toml")),
     ("transit-stub", include_str!("../topologies/transit-stub.toml")),
+    ("square4", include_str!("../topologies/square4.toml")),
 ];
 
 /// Errors in a topology file.
@@ -35,7 +36,7 @@ pub enum TopologyError {
     Read { path: String, source: std::io::Error },
     #[error("{origin}: {source}")]
     Parse { origin: String, source: Box<toml::de::Error> },
-    #[error("unknown topology `{0}` (built-ins: line3, diamond, tree2, transit-stub; or a path to a .toml file)")]
+    #[error("unknown topology `{0}` (built-ins: line3, diamond, tree2, transit-stub, square4; or a path to a .toml file)")]
     Unknown(String),
     #[error("{origin}: node `{name}` is defined twice")]
     DuplicateNode { origin: String, name: String },

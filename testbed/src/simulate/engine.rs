@@ -1,5 +1,5 @@
 //! The discrete-event engine: a priority queue of (time, sequence, event) driving one real
-//! [`DvmrpRouter`] per simulated router, plus the simulated data plane (one MFIB per router)
+//! protocol core per simulated router ([`DvmrpRouter`] or [`LinkStateRouter`]), plus the simulated data plane (one MFIB per router)
 //! that forwards data packets hop by hop and counts copies per link.
 //!
 //! Invariants:
@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::net::Ipv4Addr;
 
 use controlplane::dvmrp::{Action, DvmrpConfig, DvmrpInterface, DvmrpRouter, Event};
+use controlplane::linkstate::{
+    self as ls, DebugEvent as LsDebug, LinkStateConfig, LinkStateRouter, LsInterface,
+};
 use controlplane::timer::Timestamp;
 use dataplane_api::{IfIndex, MfibRoute, MfibUpdate, Punt};
 
@@ -127,9 +130,24 @@ impl Net {
     }
 }
 
+/// The protocol instance of every router, one kind per run.
+#[derive(Debug)]
+enum Cores {
+    None,
+    Dvmrp(Vec<DvmrpRouter>),
+    Linkstate(Vec<LinkStateRouter>),
+}
+
+/// An input for one router's core.
+#[derive(Debug)]
+enum CoreEvent {
+    Dvmrp(Event),
+    Linkstate(ls::Event),
+}
+
 #[derive(Debug)]
 enum SimEvent {
-    Core { router: usize, event: Event },
+    Core { router: usize, event: CoreEvent },
     Tick { router: usize },
     Data { router: usize, iif: IfIndex, packet: usize, cost: u64 },
 }
@@ -173,12 +191,12 @@ pub struct PacketTrace {
     pub rpf_drops: u64,
 }
 
-/// The engine. `cores` is empty for modes whose routes are installed directly.
+/// The engine. `cores` is `Cores::None` for modes whose routes are installed directly.
 #[derive(Debug)]
 pub struct Engine<'t> {
     topo: &'t SimTopology,
     pub net: Net,
-    cores: Vec<DvmrpRouter>,
+    cores: Cores,
     pub mfib: Vec<BTreeMap<(Option<Ipv4Addr>, Ipv4Addr), MfibRoute>>,
     queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
@@ -188,6 +206,11 @@ pub struct Engine<'t> {
     pub packets: Vec<PacketTrace>,
     pub control_msgs: u64,
     pub control_bytes: u64,
+    /// Control messages and bytes sent before the first data packet (the warm-up).
+    pub warmup_control: Option<(u64, u64)>,
+    /// Simulated time of the last database change of any core (link-state: an LSA installed
+    /// or flushed).
+    pub last_change_ms: Option<u64>,
     pub events: u64,
     pub max_events: u64,
     /// Queued `SimEvent::Data`s (copies on a link or the source's first hop).
@@ -208,7 +231,7 @@ impl<'t> Engine<'t> {
             mfib: vec![BTreeMap::new(); topo.len()],
             scheduled_tick: vec![None; topo.len()],
             net,
-            cores: Vec::new(),
+            cores: Cores::None,
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
@@ -216,6 +239,8 @@ impl<'t> Engine<'t> {
             packets: Vec::new(),
             control_msgs: 0,
             control_bytes: 0,
+            warmup_control: None,
+            last_change_ms: None,
             events: 0,
             max_events,
             data_in_flight: 0,
@@ -254,15 +279,48 @@ impl<'t> Engine<'t> {
                 .collect();
             cores.push(DvmrpRouter::new(config.clone(), ifaces, 0x1000 + r as u32));
         }
-        self.cores = cores;
-        for r in 0..self.cores.len() {
-            self.push(self.now, SimEvent::Core { router: r, event: Event::Start });
+        self.cores = Cores::Dvmrp(cores);
+        for r in 0..self.topo.len() {
+            self.push(
+                self.now,
+                SimEvent::Core { router: r, event: CoreEvent::Dvmrp(Event::Start) },
+            );
         }
         for s in 1..self.net.stubs.len() {
             let (r, ifindex) = self.net.stubs[s];
             let event =
                 Event::LocalMembership { ifindex, group: self.group, source: None, present: true };
+            self.push(self.now, SimEvent::Core { router: r, event: CoreEvent::Dvmrp(event) });
+        }
+    }
+
+    /// Creates one link-state core per router (router id = index + 1, interface cost = link
+    /// cost, stubs advertised as attached /30 networks), starts them at the current time and
+    /// registers the members' membership on their stubs.
+    pub fn start_linkstate(&mut self, config: &LinkStateConfig) {
+        let mut cores = Vec::with_capacity(self.topo.len());
+        for (r, ports) in self.net.ports.iter().enumerate() {
+            let ifaces = ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| LsInterface {
+                    ifindex: IfIndex(i as u32 + 1),
+                    addr: p.addr,
+                    prefix_len: 30,
+                    cost: p.cost.max(1),
+                })
+                .collect();
+            cores.push(LinkStateRouter::new(config.clone(), r as u32 + 1, ifaces));
+        }
+        self.cores = Cores::Linkstate(cores);
+        for r in 0..self.topo.len() {
+            let event = CoreEvent::Linkstate(ls::Event::Start);
             self.push(self.now, SimEvent::Core { router: r, event });
+        }
+        for s in 1..self.net.stubs.len() {
+            let (r, ifindex) = self.net.stubs[s];
+            let event = ls::Event::LocalMembership { ifindex, group: self.group, present: true };
+            self.push(self.now, SimEvent::Core { router: r, event: CoreEvent::Linkstate(event) });
         }
     }
 
@@ -273,6 +331,9 @@ impl<'t> Engine<'t> {
 
     /// The source sends packet number `self.packets.len()` at `at` ms.
     pub fn send_packet(&mut self, at: u64) {
+        if self.warmup_control.is_none() {
+            self.warmup_control = Some((self.control_msgs, self.control_bytes));
+        }
         let packet = self.packets.len();
         self.packets.push(PacketTrace {
             link_copies: vec![0; self.topo.links.len()],
@@ -317,7 +378,11 @@ impl<'t> Engine<'t> {
             SimEvent::Tick { router } => {
                 if self.scheduled_tick[router] == Some(q.at) {
                     self.scheduled_tick[router] = None;
-                    self.core(router, Event::Tick);
+                    let event = match self.cores {
+                        Cores::Linkstate(_) => CoreEvent::Linkstate(ls::Event::Tick),
+                        Cores::Dvmrp(_) | Cores::None => CoreEvent::Dvmrp(Event::Tick),
+                    };
+                    self.core(router, event);
                 }
             }
             SimEvent::Data { router, iif, packet, cost } => {
@@ -328,30 +393,74 @@ impl<'t> Engine<'t> {
         Ok(())
     }
 
-    fn core(&mut self, r: usize, event: Event) {
-        let Some(core) = self.cores.get_mut(r) else { return };
+    fn core(&mut self, r: usize, event: CoreEvent) {
         let now = Timestamp::from_millis(self.now);
-        let actions = core.handle(now, event);
-        let next = core.next_deadline();
-        for a in actions {
-            match a {
-                Action::Send { ifindex, dst, msg } => {
-                    self.control_msgs += 1;
-                    self.control_bytes += msg.buffer_len() as u64;
-                    let Some(port) = self.net.port(r, ifindex).copied() else { continue };
-                    if let Some((peer, peer_if, peer_addr)) = port.peer {
-                        if dst.is_multicast() || dst == peer_addr {
-                            let event = Event::Received { ifindex: peer_if, src: port.addr, msg };
-                            self.push(
-                                self.now + u64::from(port.cost),
-                                SimEvent::Core { router: peer, event },
-                            );
+        // Both cores' outputs, reduced to what the engine does with them. A sent message becomes
+        // the receiver's `Received` event at once; its interface and source are filled in on
+        // delivery.
+        let mut sends: Vec<(IfIndex, Ipv4Addr, CoreEvent, usize)> = Vec::new();
+        let unset = (IfIndex(0), Ipv4Addr::UNSPECIFIED);
+        let mut mfib: Vec<MfibUpdate> = Vec::new();
+        let mut changed = false;
+        let next = match (&mut self.cores, event) {
+            (Cores::Dvmrp(cores), CoreEvent::Dvmrp(event)) => {
+                let Some(core) = cores.get_mut(r) else { return };
+                for a in core.handle(now, event) {
+                    match a {
+                        Action::Send { ifindex, dst, msg } => {
+                            let len = msg.buffer_len();
+                            let ev = Event::Received { ifindex: unset.0, src: unset.1, msg };
+                            sends.push((ifindex, dst, CoreEvent::Dvmrp(ev), len));
                         }
+                        Action::Mfib(u) => mfib.push(u),
+                        Action::Debug(_) => {}
                     }
                 }
-                Action::Mfib(u) => self.apply_mfib(r, u),
-                Action::Debug(_) => {}
+                core.next_deadline()
             }
+            (Cores::Linkstate(cores), CoreEvent::Linkstate(event)) => {
+                let Some(core) = cores.get_mut(r) else { return };
+                for a in core.handle(now, event) {
+                    match a {
+                        ls::Action::Send { ifindex, dst, bytes } => {
+                            let len = bytes.len();
+                            let ev = ls::Event::Received { ifindex: unset.0, src: unset.1, bytes };
+                            sends.push((ifindex, dst, CoreEvent::Linkstate(ev), len));
+                        }
+                        ls::Action::Mfib(u) => mfib.push(u),
+                        ls::Action::Debug(
+                            LsDebug::LsaInstalled { .. } | LsDebug::LsaFlushed { .. },
+                        ) => changed = true,
+                        ls::Action::Debug(_) => {}
+                    }
+                }
+                core.next_deadline()
+            }
+            // An event for a kind of core this run does not have: nothing to drive.
+            _ => return,
+        };
+        if changed {
+            self.last_change_ms = Some(self.now);
+        }
+        for (ifindex, dst, mut event, len) in sends {
+            self.control_msgs += 1;
+            self.control_bytes += len as u64;
+            let Some(port) = self.net.port(r, ifindex).copied() else { continue };
+            let Some((peer, peer_if, peer_addr)) = port.peer else { continue };
+            if !(dst.is_multicast() || dst == peer_addr) {
+                continue;
+            }
+            match &mut event {
+                CoreEvent::Dvmrp(Event::Received { ifindex, src, .. })
+                | CoreEvent::Linkstate(ls::Event::Received { ifindex, src, .. }) => {
+                    (*ifindex, *src) = (peer_if, port.addr);
+                }
+                CoreEvent::Dvmrp(_) | CoreEvent::Linkstate(_) => {}
+            }
+            self.push(self.now + u64::from(port.cost), SimEvent::Core { router: peer, event });
+        }
+        for u in mfib {
+            self.apply_mfib(r, u);
         }
         if let Some(t) = next {
             // A deadline already due is run at the next millisecond, never at the same instant
@@ -388,11 +497,17 @@ impl<'t> Engine<'t> {
 
     fn data(&mut self, r: usize, iif: IfIndex, packet: usize, cost: u64) {
         let source = stub_host_addr(0);
-        if self.lookup(r, source).is_none() && !self.cores.is_empty() {
+        if self.lookup(r, source).is_none() {
             // The data plane punts the first packet of an unknown (S,G); the core installs the
             // route synchronously and the packet is then forwarded by it, as fanoutd does.
             let punt = Punt { iif, source, group: self.group };
-            self.core(r, Event::DataArrived(punt));
+            match self.cores {
+                Cores::Dvmrp(_) => self.core(r, CoreEvent::Dvmrp(Event::DataArrived(punt))),
+                Cores::Linkstate(_) => {
+                    self.core(r, CoreEvent::Linkstate(ls::Event::DataArrived(punt)));
+                }
+                Cores::None => {}
+            }
         }
         let Some(route) = self.lookup(r, source) else { return };
         if route.iif != iif {

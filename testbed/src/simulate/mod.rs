@@ -3,8 +3,12 @@
 //! larger than one machine can host (docs/simulate.md).
 //!
 //! - [`topo`]: router graphs with coordinates; JSON loader, testbed TOML loader, generators
-//! - [`engine`]: event queue, the real DVMRP cores, simulated MFIBs and data forwarding
-//! - [`modes`]: the link-state and overlay modes (routes from `controlplane::linkstate::spf`)
+//! - [`engine`]: event queue, the real DVMRP and link-state cores, simulated MFIBs and data
+//!   forwarding
+//! - [`overlay`]: the real overlay cores on the hosts, data over underlay shortest paths, and
+//!   the node-failure scenario
+//! - [`modes`]: the computed `linkstate-spf` and `overlay-spf` modes (no protocol, for sizes
+//!   beyond what the cores can run)
 //!
 //! Every mode runs on the same [`Scenario`] (topology, source router, member routers, group) and
 //! is measured the same way: after the control plane has had `warmup_ms` of simulated time, the
@@ -15,6 +19,7 @@
 
 pub mod engine;
 pub mod modes;
+pub mod overlay;
 pub mod topo;
 
 use std::net::Ipv4Addr;
@@ -22,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use controlplane::dvmrp::DvmrpConfig;
+use controlplane::linkstate::LinkStateConfig;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,7 +45,9 @@ pub enum SimError {
     TooLarge(String),
     #[error("event limit of {events} reached at {at_ms} ms simulated time (raise --max-events or shrink the run)")]
     EventLimit { events: u64, at_ms: u64 },
-    #[error("unknown mode `{0}` (expected dvmrp, linkstate or overlay)")]
+    #[error(
+        "unknown mode `{0}` (expected dvmrp, linkstate, linkstate-spf, overlay or overlay-spf)"
+    )]
     UnknownMode(String),
     #[error("bad topology spec `{0}`: expected a testbed name or .toml, a .json file, gen:transit-stub:N or gen:geometric:N")]
     BadSpec(String),
@@ -53,14 +61,22 @@ pub enum SimError {
 
 /// The multicast modes compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Flood and prune with the real `controlplane::dvmrp` core on every router.
     Dvmrp,
-    /// MOSPF-like: per-source shortest-path trees over link costs, pruned to members.
+    /// MOSPF-like with the real `controlplane::linkstate` core on every router (hellos, LSA
+    /// flooding with acks, SPT computed on the first packet).
     Linkstate,
-    /// End-system multicast: a source-rooted tree over a mesh of member hosts.
+    /// The same trees computed directly with `controlplane::linkstate::spf` over the whole
+    /// topology, no protocol: for topologies too large to run the cores on.
+    LinkstateSpf,
+    /// End-system multicast with the real `controlplane::overlay::OverlayNode` on the source
+    /// and every member host.
     Overlay,
+    /// A source-rooted SPF tree over a precomputed member mesh, no protocol: for member counts
+    /// too large to run the overlay cores on.
+    OverlaySpf,
 }
 
 impl std::str::FromStr for Mode {
@@ -69,7 +85,9 @@ impl std::str::FromStr for Mode {
         match s {
             "dvmrp" => Ok(Mode::Dvmrp),
             "linkstate" => Ok(Mode::Linkstate),
+            "linkstate-spf" => Ok(Mode::LinkstateSpf),
             "overlay" => Ok(Mode::Overlay),
+            "overlay-spf" => Ok(Mode::OverlaySpf),
             _ => Err(SimError::UnknownMode(s.to_owned())),
         }
     }
@@ -80,7 +98,9 @@ impl std::fmt::Display for Mode {
         f.write_str(match self {
             Mode::Dvmrp => "dvmrp",
             Mode::Linkstate => "linkstate",
+            Mode::LinkstateSpf => "linkstate-spf",
             Mode::Overlay => "overlay",
+            Mode::OverlaySpf => "overlay-spf",
         })
     }
 }
@@ -144,10 +164,21 @@ pub struct SimOptions {
     pub interval_ms: u64,
     /// Bound on processed events per mode.
     pub max_events: u64,
-    /// Overlay mesh: each member links to this many nearest members (plus a spanning tree).
+    /// Overlay: the self-organising target degree, or (static and `overlay-spf`) how many
+    /// nearest hosts each host links to on top of a spanning tree.
     pub overlay_degree: usize,
+    pub overlay_topology: overlay::OverlayTopology,
+    /// Overlay mode: crash the member whose loss cuts off the most others after the
+    /// measurement and report the recovery time.
+    pub overlay_failure: bool,
+    /// Spacing of the probe packets of the failure scenario.
+    pub failure_probe_interval_ms: u64,
+    /// Seeds the overlay cores' RNGs.
+    pub seed: u64,
     #[serde(skip)]
     pub dvmrp: DvmrpConfig,
+    #[serde(skip)]
+    pub linkstate: LinkStateConfig,
 }
 
 impl Default for SimOptions {
@@ -158,8 +189,21 @@ impl Default for SimOptions {
             interval_ms: 2_000,
             max_events: 200_000_000,
             overlay_degree: 3,
+            overlay_topology: overlay::OverlayTopology::SelfOrganising,
+            overlay_failure: false,
+            failure_probe_interval_ms: 100,
+            seed: 1,
             dvmrp: DvmrpConfig::default(),
+            linkstate: LinkStateConfig::default(),
         }
+    }
+}
+
+impl SimOptions {
+    /// Short runs for small topologies and tests: 20 s warm-up (enough for the default
+    /// 10 s link-state hellos and DVMRP's first reports on a few hops), 3 packets 1 s apart.
+    pub fn quick() -> Self {
+        SimOptions { warmup_ms: 20_000, packets: 3, interval_ms: 1_000, ..SimOptions::default() }
     }
 }
 
@@ -186,7 +230,11 @@ pub struct ModeResult {
     pub host_stress_max: u32,
     pub duplicates: u64,
     pub rpf_drops: u64,
-    /// Forwarding entries (MFIB routes with an outgoing interface, or overlay routes) per node.
+    /// Where the state columns count: "routers" (MFIB routes) or "hosts" (overlay routes;
+    /// routers then hold no multicast state at all).
+    pub state_scope: String,
+    /// Forwarding entries (MFIB routes with an outgoing interface, or overlay routes with next
+    /// hops) per node of `state_scope`.
     pub state_mean: f64,
     pub state_max: usize,
     pub routers_with_state: usize,
@@ -197,6 +245,16 @@ pub struct ModeResult {
     /// mode's routes were computed rather than signalled.
     pub control_msgs: Option<u64>,
     pub control_bytes: Option<u64>,
+    /// The part of them sent during the warm-up (before the first data packet).
+    pub warmup_control_msgs: Option<u64>,
+    pub warmup_control_bytes: Option<u64>,
+    /// Simulated time of the last control-plane state change up to the end of the measurement
+    /// (link-state: an LSA installed or flushed anywhere; overlay: routes changed at any host);
+    /// later than the warm-up means data flowed while the protocol was still changing. `None`
+    /// where not tracked (dvmrp, computed modes).
+    pub convergence_ms: Option<u64>,
+    /// Overlay node-failure scenario, when requested.
+    pub failure: Option<overlay::FailureResult>,
     pub events: u64,
     pub wall_ms: u64,
     /// Per-link copies and per-router forwarding entries of the last packet, for tests/plots.
@@ -231,7 +289,11 @@ struct Observed<'a> {
     last: &'a PacketTrace,
     state_fwd: Vec<usize>,
     state_all: Vec<usize>,
+    state_scope: &'static str,
     control: Option<(u64, u64)>,
+    warmup_control: Option<(u64, u64)>,
+    convergence_ms: Option<u64>,
+    failure: Option<overlay::FailureResult>,
 }
 
 fn summarize(
@@ -279,6 +341,7 @@ fn summarize(
         host_stress_max: o.last.stub_copies.iter().copied().max().unwrap_or(0),
         duplicates: o.last.duplicates,
         rpf_drops: o.last.rpf_drops,
+        state_scope: o.state_scope.to_owned(),
         state_mean: mean(&state_f),
         state_max: o.state_fwd.iter().copied().max().unwrap_or(0),
         routers_with_state: o.state_fwd.iter().filter(|&&s| s > 0).count(),
@@ -286,6 +349,10 @@ fn summarize(
         state_all_total: o.state_all.iter().sum(),
         control_msgs: o.control.map(|c| c.0),
         control_bytes: o.control.map(|c| c.1),
+        warmup_control_msgs: o.warmup_control.map(|c| c.0),
+        warmup_control_bytes: o.warmup_control.map(|c| c.1),
+        convergence_ms: o.convergence_ms,
+        failure: o.failure,
         events,
         wall_ms: started.elapsed().as_millis() as u64,
         link_copies: o.last.link_copies.clone(),
@@ -344,7 +411,11 @@ fn measure_engine(
         last: &eng.packets[eng.packets.len() - 1],
         state_fwd,
         state_all,
+        state_scope: "routers",
         control,
+        warmup_control: if with_control { eng.warmup_control } else { None },
+        convergence_ms: eng.last_change_ms,
+        failure: None,
     };
     Ok(summarize(scn, mode, model, o, eng.events, started))
 }
@@ -368,22 +439,53 @@ pub fn simulate(scn: &Scenario, mode: Mode, opts: &SimOptions) -> Result<ModeRes
         }
         Mode::Linkstate => {
             let mut eng = Engine::new(&scn.topo, &stubs, scn.group, opts.max_events)?;
+            eng.start_linkstate(&opts.linkstate);
+            eng.run_until(opts.warmup_ms)?;
+            let model = "controlplane::linkstate core per router (hellos, LSA flooding, SPT on \
+                         first packet), metric = link cost";
+            measure_engine(scn, mode, model.into(), eng, opts, true, started)
+        }
+        Mode::LinkstateSpf => {
+            let mut eng = Engine::new(&scn.topo, &stubs, scn.group, opts.max_events)?;
             modes::install_linkstate(scn, &mut eng);
-            let model =
-                "controlplane::linkstate::spf source tree, pruned to members, installed per router";
+            let model = "computed: controlplane::linkstate::spf source tree, pruned to members, \
+                         installed per router (no protocol)";
             measure_engine(scn, mode, model.into(), eng, opts, false, started)
         }
         Mode::Overlay => {
+            let run = overlay::run(scn, opts, opts.seed)?;
+            let o = Observed {
+                first: &run.first,
+                last: &run.last,
+                state_fwd: run.host_state,
+                state_all: vec![0; scn.topo.len()],
+                state_scope: "hosts",
+                control: Some((run.control_msgs, run.control_bytes)),
+                warmup_control: Some(run.warmup_control),
+                convergence_ms: run.converged_ms,
+                failure: run.failure,
+            };
+            let model = format!(
+                "controlplane::overlay::OverlayNode per host ({:?}, degree {}), RTT = 2 x underlay path cost, timers and warm-up x{}",
+                opts.overlay_topology, opts.overlay_degree, run.timer_scale
+            );
+            Ok(summarize(scn, mode, model, o, run.events, started))
+        }
+        Mode::OverlaySpf => {
             let run = modes::overlay(scn, opts.overlay_degree);
             let o = Observed {
                 first: &run.trace,
                 last: &run.trace,
                 state_fwd: run.host_state,
                 state_all: vec![0; scn.topo.len()],
+                state_scope: "hosts",
                 control: None,
+                warmup_control: None,
+                convergence_ms: None,
+                failure: None,
             };
             let model = format!(
-                "controlplane::linkstate::spf tree over a member mesh (MST + {} nearest), underlay shortest paths",
+                "computed: controlplane::linkstate::spf tree over a member mesh (MST + {} nearest), underlay shortest paths (no protocol)",
                 opts.overlay_degree
             );
             Ok(summarize(scn, mode, model, o, 0, started))
@@ -416,6 +518,82 @@ pub fn run_modes(
         options: opts.clone(),
         modes: out,
     })
+}
+
+/// A simulation of a namespace-testbed topology, with every figure mapped back to the
+/// testbed's own indices (what `compare` puts next to its measurements).
+#[derive(Debug, Clone)]
+pub struct TestbedSim {
+    pub report: SimReport,
+    /// Per mode (the order of `report.modes`): copies of the last packet on every link of the
+    /// testbed topology (`topo.links[l]`), host access links included.
+    pub link_copies: Vec<Vec<u32>>,
+    /// Per mode: forwarding entries at every node of the testbed topology (`topo.nodes[n]`):
+    /// MFIB routes with outgoing interfaces at routers, overlay routes with next hops at hosts
+    /// (overlay modes); 0 elsewhere.
+    pub state_per_node: Vec<Vec<usize>>,
+}
+
+/// Simulates exactly a testbed topology: its routers, link costs, sender and receivers (each
+/// host a stub of its router, as the testbed wires it), in every mode of `modes`.
+pub fn simulate_testbed(
+    topo: &crate::topology::Topology,
+    modes: &[Mode],
+    opts: &SimOptions,
+) -> Result<TestbedSim, SimError> {
+    use crate::topology::{NodeKind, Plan};
+    let (sim_topo, source, members) = SimTopology::from_testbed(topo)?;
+    let plan = Plan::new(topo, 0);
+    // `from_testbed` gives each router its testbed node index as id and keeps the testbed's
+    // order of router-router links.
+    let router_node: Vec<usize> = sim_topo.nodes.iter().map(|n| n.id as usize).collect();
+    let ends = |l: &crate::topology::Link| (plan.idx(&l.a), plan.idx(&l.b));
+    let router_links: Vec<usize> = (0..topo.links.len())
+        .filter(|&l| {
+            let (a, b) = ends(&topo.links[l]);
+            topo.nodes[a].kind == NodeKind::Router && topo.nodes[b].kind == NodeKind::Router
+        })
+        .collect();
+    let host_of_stub: Vec<usize> = std::iter::once(&topo.traffic.sender)
+        .chain(&topo.traffic.receivers)
+        .map(|h| plan.idx(h))
+        .collect();
+    let host_link: Vec<Option<usize>> = host_of_stub
+        .iter()
+        .map(|&h| {
+            (0..topo.links.len()).find(|&l| {
+                let (a, b) = ends(&topo.links[l]);
+                a == h || b == h
+            })
+        })
+        .collect();
+    let scn = Scenario::new(sim_topo, source, members)?;
+    let report = run_modes(&scn, modes, opts, None)?;
+    let mut link_copies = Vec::new();
+    let mut state_per_node = Vec::new();
+    for m in &report.modes {
+        let mut links = vec![0u32; topo.links.len()];
+        for (s, &c) in m.link_copies.iter().enumerate() {
+            if let Some(&l) = router_links.get(s) {
+                links[l] += c;
+            }
+        }
+        for (s, &c) in m.stub_copies.iter().enumerate() {
+            if let Some(Some(l)) = host_link.get(s) {
+                links[*l] += c;
+            }
+        }
+        let mut state = vec![0usize; topo.nodes.len()];
+        let per = if m.state_scope == "hosts" { &host_of_stub } else { &router_node };
+        for (i, &n) in m.state_per_router.iter().enumerate() {
+            if let Some(&node) = per.get(i) {
+                state[node] += n;
+            }
+        }
+        link_copies.push(links);
+        state_per_node.push(state);
+    }
+    Ok(TestbedSim { report, link_copies, state_per_node })
 }
 
 /// A topology's own (source router, member routers), as testbed topologies name them.
@@ -462,7 +640,7 @@ pub fn table(r: &SimReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>10} {:>12} {:>9}",
+        "{:<13} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>10} {:>12} {:>8} {:>9}",
         "mode",
         "deliver",
         "str.mean",
@@ -474,13 +652,14 @@ pub fn table(r: &SimReport) -> String {
         "st.max",
         "ctl.msgs",
         "ctl.bytes",
+        "conv ms",
         "wall ms"
     );
     for m in &r.modes {
         let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
         let _ = writeln!(
             s,
-            "{:<10} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>6} {:>8.2} {:>6} {:>10} {:>12} {:>9}",
+            "{:<13} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>6} {:>6} {:>8.2} {:>6} {:>10} {:>12} {:>8} {:>9}",
             m.mode.to_string(),
             m.delivery_ratio,
             m.stretch_mean,
@@ -492,8 +671,36 @@ pub fn table(r: &SimReport) -> String {
             m.state_max,
             opt(m.control_msgs),
             opt(m.control_bytes),
+            opt(m.convergence_ms),
             m.wall_ms
         );
+    }
+    for m in &r.modes {
+        if m.state_scope == "hosts" {
+            let _ = writeln!(
+                s,
+                "{}: state columns count overlay routes at hosts; routers hold {} multicast entries",
+                m.mode, m.state_all_total
+            );
+        }
+        if let Some(f) = &m.failure {
+            let _ = writeln!(
+                s,
+                "{}: host {} (router {}) crashed at {} ms, cutting off {} members: {}; {} probe copies lost over survivors, {} of {} probes incomplete after recovery",
+                m.mode,
+                f.failed_host,
+                f.failed_router,
+                f.failed_at_ms,
+                f.members_cut,
+                f.recovery_ms.map_or_else(
+                    || "not recovered within the probe window".to_owned(),
+                    |ms| format!("recovered after {ms} ms")
+                ),
+                f.probes_lost,
+                f.incomplete_after_recovery,
+                f.probes_sent
+            );
+        }
     }
     s
 }

@@ -1,14 +1,16 @@
-//! The link-state and overlay modes, computed with `controlplane::linkstate::spf` (the same
-//! Dijkstra and tie-break the link-state and overlay cores use) instead of running their
-//! protocol cores: link-state trees *are* SPF trees over the flooded database, so once the
-//! database has converged every router installs exactly what [`install_linkstate`] installs.
-//! Control-message counts for these modes are therefore not reported.
+//! The computed modes `linkstate-spf` and `overlay-spf`: routes from
+//! `controlplane::linkstate::spf` (the same Dijkstra and tie-break the link-state and overlay
+//! cores use) without running any protocol, for sizes beyond what the cores can run in one
+//! process. Link-state trees *are* SPF trees over the flooded database, so once the database
+//! has converged every router installs exactly what [`install_linkstate`] installs (the tests
+//! check this against the real cores, `Mode::Linkstate`). No control traffic is reported.
 //!
-//! Overlay: the source host and every member host are overlay nodes; the mesh is a minimum
-//! spanning tree (connectivity) plus links to each node's `degree` nearest nodes, with the
-//! underlay shortest-path cost as the link cost (the RTT the overlay core would measure); the
-//! data tree is the SPF tree over the mesh rooted at the source, and each overlay hop is
-//! carried along the underlay shortest path, one copy per underlay link it crosses.
+//! Overlay: the source host and every member host are overlay nodes; the mesh is
+//! [`super::overlay::static_mesh`] (a minimum spanning tree plus links to each node's `degree`
+//! nearest nodes) with the underlay shortest-path cost as the link cost; the data tree is the
+//! SPF tree over the mesh rooted at the source, and each overlay hop is carried along the
+//! underlay shortest path, one copy per underlay link it crosses. The overlay cores with the
+//! static topology build the same tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,7 +91,7 @@ pub fn install_linkstate(scn: &Scenario, eng: &mut Engine<'_>) {
 #[derive(Debug)]
 pub struct OverlayRun {
     pub trace: PacketTrace,
-    /// Per overlay node (source first, then members): next hops installed.
+    /// Per overlay node (source first, then members): forwarding entries with next hops.
     pub host_state: Vec<usize>,
 }
 
@@ -103,42 +105,12 @@ pub fn overlay(scn: &Scenario, degree: usize) -> OverlayRun {
         paths.entry(r).or_insert_with(|| topo.shortest_paths(r));
     }
     let dist = |a: usize, b: usize| paths[&hosts[a]].dist[hosts[b]];
-    let mut mesh: BTreeSet<(usize, usize)> = BTreeSet::new();
-    // Prim's MST over reachable hosts (from the source), so the mesh is connected.
-    let mut in_tree = vec![false; k];
-    let mut best: Vec<Option<(u64, usize)>> =
-        (0..k).map(|v| if v == 0 { None } else { dist(0, v).map(|d| (d, 0)) }).collect();
-    in_tree[0] = true;
-    loop {
-        let next =
-            (0..k).filter(|&v| !in_tree[v]).filter_map(|v| best[v].map(|(d, u)| (d, v, u))).min();
-        let Some((_, v, u)) = next else { break };
-        in_tree[v] = true;
-        mesh.insert((u.min(v), u.max(v)));
-        for w in 0..k {
-            if !in_tree[w] {
-                if let Some(d) = dist(v, w) {
-                    if best[w].is_none_or(|(bd, _)| d < bd) {
-                        best[w] = Some((d, v));
-                    }
-                }
-            }
-        }
-    }
-    for v in 0..k {
-        let mut near: Vec<(u64, usize)> =
-            (0..k).filter(|&u| u != v).filter_map(|u| dist(v, u).map(|d| (d, u))).collect();
-        near.sort_unstable();
-        for &(_, u) in near.iter().take(degree) {
-            mesh.insert((u.min(v), u.max(v)));
-        }
-    }
+    let mesh = super::overlay::static_mesh(k, degree, &dist);
     let mut db = spf::Topology::new();
     for v in 0..k {
         db.add_router(v as RouterId);
     }
-    for (i, &(a, b)) in mesh.iter().enumerate() {
-        let Some(d) = dist(a, b) else { continue };
+    for (i, (&(a, b), &d)) in mesh.iter().enumerate() {
         let cost = u32::try_from(d).unwrap_or(u32::MAX);
         db.add_bidirectional(a as RouterId, b as RouterId, cost, 2 * i as u32, 2 * i as u32 + 1);
     }
@@ -159,8 +131,10 @@ pub fn overlay(scn: &Scenario, degree: usize) -> OverlayRun {
     }
     let mut stack = vec![(0usize, 0u64)];
     while let Some((u, cost)) = stack.pop() {
-        for &v in children.get(&u).map_or(&[][..], Vec::as_slice) {
-            host_state[u] += 1;
+        let kids = children.get(&u).map_or(&[][..], Vec::as_slice);
+        // One forwarding entry per host that has next hops, as the overlay core installs.
+        host_state[u] = usize::from(!kids.is_empty());
+        for &v in kids {
             trace.stub_copies[u] += 1;
             let Some(links) = paths[&hosts[u]].path_links(hosts[v]) else { continue };
             let mut c = cost;

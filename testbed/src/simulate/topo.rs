@@ -80,8 +80,30 @@ struct JsonFile {
 #[serde(deny_unknown_fields)]
 struct JsonNode {
     id: u64,
-    x: f64,
-    y: f64,
+    /// Informational (city, PoP name); not used by the simulation.
+    #[serde(default)]
+    #[expect(dead_code, reason = "accepted so that topology files can name their nodes")]
+    name: Option<String>,
+    #[serde(default)]
+    x: Option<f64>,
+    #[serde(default)]
+    y: Option<f64>,
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+}
+
+/// Kilometres of fibre per millisecond of one-way delay (light at ~2/3 c).
+pub const KM_PER_MS: f64 = 200.0;
+
+/// Great-circle distance in km between two (lat, lon) points in degrees.
+pub fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) =
+        (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
 }
 
 #[derive(Deserialize)]
@@ -138,15 +160,35 @@ impl SimTopology {
         Ok(SimTopology { name: name.to_owned(), nodes, links, adj })
     }
 
-    /// Parses `{"nodes":[{"id","x","y"}], "links":[{"a","b","cost"?}]}`; a missing cost is the
-    /// rounded Euclidean distance (at least 1).
+    /// Parses `{"nodes":[{"id","x","y"} | {"id","lat","lon"}], "links":[{"a","b","cost"?}]}`.
+    /// A missing cost is the rounded Euclidean distance of plane coordinates, or for
+    /// geographic ones the great-circle distance as fibre delay in ms ([`KM_PER_MS`]); at
+    /// least 1 either way. Every node gives the same kind of coordinates.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, SimError> {
         let f: JsonFile =
             serde_json::from_str(text).map_err(|e| SimError::Topology(format!("{origin}: {e}")))?;
         let index: BTreeMap<u64, usize> =
             f.nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
-        let nodes: Vec<SimNode> =
-            f.nodes.iter().map(|n| SimNode { id: n.id, x: n.x, y: n.y }).collect();
+        let geographic = f.nodes.first().is_some_and(|n| n.lat.is_some());
+        let mut nodes: Vec<SimNode> = Vec::with_capacity(f.nodes.len());
+        for n in &f.nodes {
+            let (x, y) = match (geographic, n.x, n.y, n.lat, n.lon) {
+                (false, Some(x), Some(y), None, None) => (x, y),
+                // Plane position for plots: longitude east, latitude north.
+                (true, None, None, Some(lat), Some(lon))
+                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+                {
+                    (lon, lat)
+                }
+                _ => {
+                    return Err(SimError::Topology(format!(
+                        "{origin}: node id {} needs either x and y or (like the first node) lat and lon in range",
+                        n.id
+                    )))
+                }
+            };
+            nodes.push(SimNode { id: n.id, x, y });
+        }
         let mut links = Vec::with_capacity(f.links.len());
         for (i, l) in f.links.iter().enumerate() {
             let find = |id: u64| {
@@ -155,9 +197,13 @@ impl SimTopology {
                 })
             };
             let (a, b) = (find(l.a)?, find(l.b)?);
-            let cost = match l.cost {
-                Some(c) => c,
-                None => distance_cost(nodes[a], nodes[b]),
+            let cost = match (l.cost, geographic) {
+                (Some(c), _) => c,
+                (None, false) => distance_cost(nodes[a], nodes[b]),
+                (None, true) => {
+                    let km = great_circle_km((nodes[a].y, nodes[a].x), (nodes[b].y, nodes[b].x));
+                    (km / KM_PER_MS).round().max(1.0) as u32
+                }
             };
             links.push(SimLink { a, b, cost });
         }
