@@ -298,6 +298,13 @@ pub struct OverlaySettings {
     pub protocol: Option<OverlayProtocolSettings>,
 }
 
+impl OverlaySettings {
+    /// The settings other than the keys (which a reload rotates without a restart).
+    pub fn without_keys(&self) -> OverlaySettings {
+        OverlaySettings { keys: Vec::new(), send_key: None, ..self.clone() }
+    }
+}
+
 /// The `[overlay]` keys of routing mode `overlay` (docs/overlay.md, docs/config.md): who this
 /// node is, whom it joins through, which groups, and how neighbours and trees are chosen.
 /// Invariants: `groups` is non-empty, distinct and routable; `local_interface` is a configured

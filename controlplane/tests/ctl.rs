@@ -497,6 +497,30 @@ fn reload_applies_only_the_difference_and_keeps_running_config_on_errors() {
     assert_eq!(batches[1].len(), 3);
 }
 
+/// `[overlay]` keys rotate by reload (the data plane gets the new key set, nothing else
+/// changes); any other `[overlay]` change still needs a restart.
+#[test]
+fn overlay_keys_rotate_by_reload() {
+    const K1: &str = "00112233445566778899aabbccddeeff";
+    const K2: &str = "ffeeddccbbaa99887766554433221100";
+    let with_keys =
+        |keys: &str, send: u8| format!("{CONFIG}\n[overlay]\nkeys = [{keys}]\nsend_key = {send}\n");
+    let d = Running::start_with(&with_keys(&format!("{{ id = 1, secret = \"{K1}\" }}"), 1), None);
+    let both = format!("{{ id = 1, secret = \"{K1}\" }}, {{ id = 2, secret = \"{K2}\" }}");
+    std::fs::write(d.config_path(), with_keys(&both, 2)).unwrap();
+    let (code, out, err) = fanoutctl(&d.socket(), &["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "configuration reloaded: 0 routes installed, 0 removed\n");
+    // Another overlay setting: refused, the rotated keys stay.
+    let moved = with_keys(&both, 2).replace("[overlay]\n", "[overlay]\nport = 7500\n");
+    std::fs::write(d.config_path(), moved).unwrap();
+    let r = d.ask(&Request::Reload);
+    assert!(!r.ok && r.error.as_deref().unwrap().contains("[overlay]"), "{r:?}");
+    let daemon = d.stop();
+    assert_eq!(daemon.backend().overlay_keys, [(vec![1, 2], Some(2))]);
+    assert_eq!(daemon.config().overlay.send_key, Some(2));
+}
+
 #[test]
 fn missing_daemon_is_reported_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -216,6 +216,12 @@ impl Pipeline {
         &self.ifaces
     }
 
+    /// Replaces the overlay keys (rotation); packets in flight are checked against the new
+    /// table from the next frame on.
+    pub fn set_keys(&mut self, keys: KeyTable) {
+        self.keys = keys;
+    }
+
     /// Processes one frame received on `iif`. `now` is monotonic time since any fixed start
     /// (used only by the punt rate limiter).
     pub fn process<S: TxSink>(

@@ -38,7 +38,7 @@ use wire::ethernet::EthernetAddress;
 use crate::bpf::{BpfError, XdpCounters, XdpMode, XdpProgram};
 use crate::iface::{IfaceError, Interface, InterfaceTable, PortId};
 use crate::mfib::{IfIndex, MfibHandle, MfibUpdate, Punt};
-use crate::overlay::{OverlayConfig, OverlayConfigError};
+use crate::overlay::{KeyTable, OverlayConfig, OverlayConfigError};
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::stats::{LocalStats, SharedStats, StatsSnapshot};
 use crate::tap::{TapReceiver, TapWriter};
@@ -180,6 +180,8 @@ enum Command {
     Attach { port: PortId, spec: PortSpec, table: InterfaceTable, done: Sender<AttachResult> },
     /// Start a `debug pcap` tap (replacing any other).
     Tap { writer: TapWriter, done: Sender<()> },
+    /// Take new overlay keys (rotation by reload); `overlay` is what a re-attach rebuilds from.
+    OverlayKeys { keys: Box<KeyTable>, overlay: OverlayConfig, done: Sender<()> },
 }
 
 type AttachResult = Result<(crate::xsk::BoundPort, UmemSharing), DataplaneError>;
@@ -223,6 +225,8 @@ pub struct Dataplane {
     /// The running tap's stop flag (set when its receiver is dropped).
     tap: std::sync::Weak<AtomicBool>,
     baseline: Mutex<(StatsSnapshot, Vec<XdpCounters>)>,
+    /// The overlay settings in force (keys change by [`Dataplane::set_overlay_keys`]).
+    overlay: OverlayConfig,
 }
 
 impl Dataplane {
@@ -291,15 +295,7 @@ impl Dataplane {
                 .name("fanout-wk-q0".into())
                 .spawn(move || {
                     let io = WorkerIo { punts: punt_tx, ready: ready_tx, commands: command_rx };
-                    worker_main(
-                        &specs,
-                        xsk_config,
-                        pipeline,
-                        &pipeline_config,
-                        &mfib,
-                        &shared,
-                        &io,
-                    );
+                    worker_main(&specs, xsk_config, pipeline, pipeline_config, &mfib, &shared, &io);
                 })
                 .map_err(DataplaneError::Spawn)?
         };
@@ -317,6 +313,7 @@ impl Dataplane {
             },
             bound: vec![true; programs.len()],
             tap: std::sync::Weak::new(),
+            overlay: config.overlay.clone(),
             programs,
             baseline: Mutex::new((StatsSnapshot::default(), Vec::new())),
         };
@@ -440,6 +437,26 @@ impl Dataplane {
     /// receives (and of those the pipeline transmits there, with `tx`), at most `snaplen`
     /// bytes each, through `capacity` buffers allocated now. One tap at a time: a running one
     /// is an error. Dropping the receiver stops the tap.
+    /// Replaces the overlay authentication keys and the key packets are signed with (rotation
+    /// without a restart: list the old and the new key while peers change over). The key table
+    /// is built here, so the worker only swaps it between two rounds; returns once it is in
+    /// effect.
+    pub fn set_overlay_keys(
+        &mut self,
+        keys: &[crate::overlay::OverlayKey],
+        send_key: Option<u8>,
+    ) -> Result<(), DataplaneError> {
+        let table = KeyTable::new(keys, send_key)?;
+        let overlay = OverlayConfig { keys: keys.to_vec(), send_key, ..self.overlay.clone() };
+        self.command(|done| Command::OverlayKeys {
+            keys: Box::new(table),
+            overlay: overlay.clone(),
+            done,
+        })?;
+        self.overlay = overlay;
+        Ok(())
+    }
+
     pub fn start_tap(
         &mut self,
         name: &str,
@@ -700,7 +717,7 @@ fn worker_main(
     specs: &[PortSpec],
     xsk_config: XskConfig,
     mut pipeline: Pipeline,
-    pipeline_config: &PipelineConfig,
+    mut pipeline_config: PipelineConfig,
     mfib: &MfibHandle,
     shared: &Shared,
     io: &WorkerIo,
@@ -724,7 +741,7 @@ fn worker_main(
     while !shared.stop.load(Ordering::Relaxed) {
         // One non-blocking look per round; commands are rare (interfaces coming and going).
         while let Ok(cmd) = io.commands.try_recv() {
-            run_command(cmd, &mut ports, &mut pipeline, pipeline_config);
+            run_command(cmd, &mut ports, &mut pipeline, &mut pipeline_config);
         }
         ports.tx().reap_tap();
         if let Err(e) = ports.poll(if busy { 0 } else { IDLE_POLL_MS }) {
@@ -779,7 +796,7 @@ fn run_command(
     cmd: Command,
     ports: &mut XskPorts,
     pipeline: &mut Pipeline,
-    pipeline_config: &PipelineConfig,
+    pipeline_config: &mut PipelineConfig,
 ) {
     match cmd {
         Command::Close { port, done } => {
@@ -796,6 +813,11 @@ fn run_command(
         }
         Command::Tap { writer, done } => {
             ports.tx().set_tap(Some(writer));
+            let _ = done.send(());
+        }
+        Command::OverlayKeys { keys, overlay, done } => {
+            pipeline.set_keys(*keys);
+            pipeline_config.overlay = overlay;
             let _ = done.send(());
         }
         Command::Attach { port, spec, table, done } => {

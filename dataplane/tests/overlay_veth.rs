@@ -356,6 +356,12 @@ impl Harness {
         self.b.as_ref().expect("B running")
     }
 
+    /// Node 1 = A, 3 = B: new keys, signing with `send`.
+    fn rotate(&mut self, node: usize, keys: &[OverlayKey], send: u8) {
+        let dp = if node == 1 { &mut self.a } else { &mut self.b };
+        dp.as_mut().expect("running").set_overlay_keys(keys, Some(send)).expect("set keys");
+    }
+
     /// Sends a paced burst from S while R and the sniffer in M listen.
     fn burst(&self, first: u32, count: u32, idle: Duration) -> (Received, Wire) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -589,5 +595,42 @@ fn overlay_with_mismatched_secret_delivers_nothing() {
     assert_eq!(wan.drop_count(DropReason::AuthFail), n, "{wan:?}");
     assert_eq!(drops(&sb, &t.b_wan), n, "only auth_fail: {wan:?}");
     assert_eq!(port(&sb, &t.b_lan).tx_packets, 0, "{sb:?}");
+    h.stop();
+}
+
+/// Keys rotate without a restart: B accepts old and new while A changes over, then drops the
+/// old one; from then on the retired key is refused (`auth_fail`).
+#[test]
+fn overlay_keys_rotate_without_a_restart() {
+    if !privileged() {
+        return;
+    }
+    let (k1, k2) = (key(1, b"fanout-rotation-old"), key(2, b"fanout-rotation-new"));
+    let old = std::slice::from_ref(&k1);
+    let mut h = Harness::new(old, old);
+    let n = u64::from(BURST);
+    let mut first = 0;
+    let mut burst_delivered = |h: &Harness| {
+        h.a().clear_stats();
+        h.b().clear_stats();
+        let (got, wire) = h.burst(first, BURST, Duration::from_secs(3));
+        assert_delivered(h, first, &got, wire);
+        first += BURST;
+    };
+    burst_delivered(&h);
+    h.rotate(3, &[k1.clone(), k2.clone()], 1);
+    h.rotate(1, std::slice::from_ref(&k2), 2);
+    burst_delivered(&h);
+    h.rotate(3, std::slice::from_ref(&k2), 2);
+    burst_delivered(&h);
+    // A signs with the retired key again: B refuses every packet.
+    h.rotate(1, &[k1], 1);
+    h.a().clear_stats();
+    h.b().clear_stats();
+    let (got, _) = h.burst(first, BURST, Duration::from_millis(1500));
+    assert_eq!(got.total(), 0, "the retired key was accepted: {got:?}");
+    let t = &h.topo;
+    let sb = settle(h.b(), |s| port(s, &t.b_wan).drop_count(DropReason::AuthFail) >= n);
+    assert_eq!(port(&sb, &t.b_wan).drop_count(DropReason::AuthFail), n, "{sb:?}");
     h.stop();
 }

@@ -105,6 +105,13 @@ pub trait Backend {
     /// Starts forwarding on configured interface `name` again (it appeared or came up), with
     /// whatever ifindex, MAC and address it has now.
     fn attach_port(&mut self, name: &str) -> Result<PortChange, ApplyError>;
+    /// Replaces the overlay authentication keys (`[overlay] keys`/`send_key`) without a
+    /// restart.
+    fn set_overlay_keys(
+        &mut self,
+        keys: &[crate::config::OverlayKey],
+        send_key: Option<u8>,
+    ) -> Result<(), ApplyError>;
     /// Starts a packet capture on `interface` (`fanoutctl debug pcap`): what the data plane
     /// receives there and, with `tx`, the copies it transmits there.
     fn start_capture(
@@ -200,6 +207,8 @@ pub struct RecordingBackend {
     pub batches: Vec<Vec<MfibUpdate>>,
     /// What a capture started on this backend yields (once, then nothing).
     pub capture_frames: Vec<CapturedFrame>,
+    /// Overlay keys set by `set_overlay_keys` (ids and send key), in order.
+    pub overlay_keys: Vec<(Vec<u8>, Option<u8>)>,
 }
 
 /// A capture over a fixed list of frames.
@@ -252,6 +261,15 @@ impl RecordingBackend {
 }
 
 impl Backend for RecordingBackend {
+    fn set_overlay_keys(
+        &mut self,
+        keys: &[crate::config::OverlayKey],
+        send_key: Option<u8>,
+    ) -> Result<(), ApplyError> {
+        self.overlay_keys.push((keys.iter().map(|k| k.id).collect(), send_key));
+        Ok(())
+    }
+
     fn ports(&self) -> Vec<PortInfo> {
         self.ports.clone()
     }

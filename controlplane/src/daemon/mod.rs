@@ -866,7 +866,8 @@ impl<B: Backend> Daemon<B> {
             // Applied once at start; after the drop fanoutd could not apply them anyway.
             restart.push("daemon.control_group/drop_privileges");
         }
-        if old.overlay != new.overlay {
+        // The keys rotate live (below); every other [overlay] setting needs a restart.
+        if old.overlay.without_keys() != new.overlay.without_keys() {
             restart.push("[overlay]");
         }
         if old.routing != new.routing {
@@ -906,9 +907,19 @@ impl<B: Backend> Daemon<B> {
         let ports = self.backend.ports();
         let routes = routes::compile(&new, |n| ifindex_of(&ports, n))?;
         let updates = routes::diff(&self.routes, &routes);
+        let overlay_keys = |c: &Config| (c.overlay.keys.clone(), c.overlay.send_key);
+        let rotate_overlay = overlay_keys(old) != overlay_keys(&new);
+        if rotate_overlay {
+            // First, so that a refusal leaves everything as it was.
+            self.backend.set_overlay_keys(&new.overlay.keys, new.overlay.send_key)?;
+        }
         if !updates.is_empty() {
             if let Err(e) = self.backend.apply(&updates) {
                 self.control.mfib_errors += 1;
+                if rotate_overlay {
+                    // The running configuration stays in force, its keys included.
+                    let _ = self.backend.set_overlay_keys(&old.overlay.keys, old.overlay.send_key);
+                }
                 return Err(e.into());
             }
             self.control.mfib_updates += updates.len() as u64;
@@ -928,6 +939,15 @@ impl<B: Backend> Daemon<B> {
             if let Some(hook) = &mut self.log_level_hook {
                 hook(new.daemon.log_level);
             }
+        }
+        if rotate_overlay {
+            if let Some(rt) = &mut self.overlay {
+                // Validated with the configuration (send_key is one of keys): cannot fail.
+                if let Err(e) = rt.set_keys(&new.overlay) {
+                    error!(error = %e, "overlay protocol keys not rotated");
+                }
+            }
+            info!(keys = new.overlay.keys.len(), send_key = ?new.overlay.send_key, "overlay keys rotated");
         }
         let keys_changed = (&old.linkstate.auth, &old.linkstate.accept_keys)
             != (&new.linkstate.auth, &new.linkstate.accept_keys);

@@ -342,6 +342,20 @@ impl OverlayRuntime {
         core.into_iter().chain(self.retry_at).min()
     }
 
+    /// Rotates every group's keys to the `[overlay]` keys of a reloaded configuration.
+    pub fn set_keys(
+        &mut self,
+        settings: &OverlaySettings,
+    ) -> Result<(), crate::overlay::OverlayError> {
+        let keys: Vec<GroupKey> =
+            settings.keys.iter().map(|k| GroupKey { id: k.id, secret: k.secret.clone() }).collect();
+        let send = settings.send_key.or_else(|| keys.first().map(|k| k.id)).unwrap_or(0);
+        for node in self.nodes.values_mut() {
+            node.set_keys(keys.clone(), send)?;
+        }
+        Ok(())
+    }
+
     pub fn snapshot(&self) -> OverlayProtocolData {
         OverlayProtocolData {
             address: self.address,

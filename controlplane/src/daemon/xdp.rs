@@ -172,6 +172,16 @@ impl Backend for XdpBackend {
             .map_err(|e| ApplyError(e.to_string()))
     }
 
+    fn set_overlay_keys(
+        &mut self,
+        keys: &[crate::config::OverlayKey],
+        send_key: Option<u8>,
+    ) -> Result<(), ApplyError> {
+        let keys: Vec<OverlayKey> =
+            keys.iter().map(|k| OverlayKey { id: k.id, secret: k.secret.clone() }).collect();
+        self.dataplane.set_overlay_keys(&keys, send_key).map_err(|e| ApplyError(e.to_string()))
+    }
+
     fn start_capture(
         &mut self,
         interface: &str,

@@ -441,6 +441,18 @@ impl OverlayNode {
         self.joined
     }
 
+    /// Replaces the group keys (rotation by reload): messages are signed with `send_key_id`
+    /// from now on and verified against `keys`; the auth sequence numbers continue, so peers'
+    /// replay windows stay valid across the change.
+    pub fn set_keys(&mut self, keys: Vec<GroupKey>, send_key_id: u8) -> Result<(), OverlayError> {
+        if !keys.iter().any(|k| k.id == send_key_id) {
+            return Err(OverlayError::NoSendKey(send_key_id));
+        }
+        self.cfg.keys = keys;
+        self.cfg.send_key_id = send_key_id;
+        Ok(())
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

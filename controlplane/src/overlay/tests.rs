@@ -662,3 +662,46 @@ fn overcast_scenario(seed: u64) {
     // ~140 ms.
     assert!(took <= Duration::from_millis(3600), "seed {seed}: took {took:?}");
 }
+
+/// Keys rotate without a restart: every node first accepts old and new while still signing with
+/// the old, then signs with the new, then drops the old. The mesh stays up throughout (no
+/// message is refused); a node still signing with the retired key is refused (`bad_tag` or
+/// `unknown_key`) and loses its neighbours.
+#[test]
+fn keys_rotate_without_losing_the_mesh() {
+    let mut net = static_net();
+    net.start_all();
+    net.run_until(Timestamp::from_secs(5));
+    net.assert_trees();
+    let old = keys()[0].clone();
+    let new = GroupKey { id: 2, secret: b"the next group secret".to_vec() };
+    let refused = |net: &Net| {
+        (0..6)
+            .map(|i| net.node(i).counters().bad_tag + net.node(i).counters().unknown_key)
+            .sum::<u64>()
+    };
+    let before = refused(&net);
+    let steps: [(Vec<GroupKey>, u8); 3] = [
+        (vec![old.clone(), new.clone()], 1),
+        (vec![old.clone(), new.clone()], 2),
+        (vec![new.clone()], 2),
+    ];
+    let mut t = 5;
+    for (keys, send) in steps {
+        for i in 0..6 {
+            net.nodes[i].as_mut().unwrap().set_keys(keys.clone(), send).unwrap();
+            // Nodes change over one by one, as operators reload them.
+            t += 1;
+            net.run_until(Timestamp::from_secs(t));
+        }
+    }
+    net.run_until(Timestamp::from_secs(t + 5));
+    assert_eq!(refused(&net), before, "a message was refused during the rotation");
+    net.assert_trees();
+    // The send key must be one of the keys.
+    assert!(net.nodes[0].as_mut().unwrap().set_keys(vec![new.clone()], 1).is_err());
+    // A node back on the retired key alone is refused by the others.
+    net.nodes[5].as_mut().unwrap().set_keys(vec![old], 1).unwrap();
+    net.run_until(Timestamp::from_secs(t + 10));
+    assert!(refused(&net) > before, "the retired key was still accepted");
+}
