@@ -28,6 +28,10 @@ pub struct MetricsInput<'a> {
     pub igmp_groups: &'a [(String, usize)],
     /// Routing mode overlay: the protocol's state (`None` in other modes).
     pub overlay: Option<&'a crate::ctl::OverlayProtocolData>,
+    /// Routing mode linkstate: the shortest-path tree cache's counters (`None` otherwise).
+    pub trees: Option<crate::linkstate::cache::CacheStats>,
+    /// Each configured interface and its state (`up`, `down`, `absent`).
+    pub interface_states: &'a [(String, String)],
     pub uptime: Duration,
 }
 
@@ -102,6 +106,38 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         header(&mut out, name, "Multicast groups with members (IGMP), by interface.", "gauge");
         for (iface, n) in m.igmp_groups {
             let _ = writeln!(out, "{name}{{interface=\"{}\"}} {n}", escape(iface));
+        }
+    }
+    let name = "fanout_interface_up";
+    header(
+        &mut out,
+        name,
+        "1 if the interface is up in the data plane, by state (up/down/absent).",
+        "gauge",
+    );
+    for (iface, state) in m.interface_states {
+        let up = u8::from(state == "up");
+        let _ = writeln!(
+            out,
+            "{name}{{interface=\"{}\",state=\"{}\"}} {up}",
+            escape(iface),
+            escape(state)
+        );
+    }
+    if let Some(t) = m.trees {
+        let name = "fanout_tree_computations_total";
+        header(
+            &mut out,
+            name,
+            "Link-state shortest-path tree work, by kind (dijkstra, entry, cache_hit).",
+            "counter",
+        );
+        for (kind, v) in [
+            ("dijkstra", t.tree_computations),
+            ("entry", t.entry_computations),
+            ("cache_hit", t.hits),
+        ] {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {v}");
         }
     }
     let c = &m.counters.control;
@@ -279,6 +315,15 @@ mod tests {
             neighbors: &[("static", 0)],
             igmp_groups: &[("veth1".to_owned(), 2)],
             overlay: None,
+            trees: Some(crate::linkstate::cache::CacheStats {
+                tree_computations: 2,
+                entry_computations: 5,
+                hits: 40,
+            }),
+            interface_states: &[
+                ("veth0".to_owned(), "up".to_owned()),
+                ("veth1".to_owned(), "absent".to_owned()),
+            ],
             uptime: Duration::from_secs(12),
         });
         for line in [
@@ -292,6 +337,10 @@ mod tests {
             "fanout_control_messages_total{kind=\"ctl_request\"} 3",
             "fanout_uptime_seconds 12",
             "fanout_igmp_groups{interface=\"veth1\"} 2",
+            "fanout_tree_computations_total{kind=\"dijkstra\"} 2",
+            "fanout_tree_computations_total{kind=\"cache_hit\"} 40",
+            "fanout_interface_up{interface=\"veth0\",state=\"up\"} 1",
+            "fanout_interface_up{interface=\"veth1\",state=\"absent\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -252,6 +252,11 @@ impl LinkStateRuntime {
     }
 
     /// Neighbours for the metrics gauge.
+    /// The tree cache's counters (Dijkstra runs, entry computations, hits).
+    pub fn tree_stats(&self) -> crate::linkstate::cache::CacheStats {
+        self.router.cache_stats()
+    }
+
     pub fn neighbor_count(&self) -> usize {
         self.router.neighbors().len()
     }

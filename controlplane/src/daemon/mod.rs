@@ -1172,6 +1172,8 @@ impl<B: Backend> Daemon<B> {
             })
             .unwrap_or_default();
         let overlay_state = self.overlay.as_ref().map(overlay::OverlayRuntime::snapshot);
+        let interface_states: Vec<(String, String)> =
+            self.backend.ports().into_iter().map(|p| (p.name, p.state)).collect();
         metrics::render(&MetricsInput {
             counters: &counters,
             mroute: &mroute,
@@ -1186,6 +1188,8 @@ impl<B: Backend> Daemon<B> {
             )],
             igmp_groups: &igmp_groups,
             overlay: overlay_state.as_ref(),
+            trees: self.linkstate.as_ref().map(linkstate::LinkStateRuntime::tree_stats),
+            interface_states: &interface_states,
             uptime: now.saturating_duration_since(self.started_at),
         })
     }
