@@ -344,11 +344,24 @@ fn overlay_mode_delivers_exactly_once_and_refuses_the_wrong_key() {
     let d_tree =
         node_d.groups[0].trees.iter().find(|t| t.origin == wan(0)).expect("D's tree for A");
     assert_eq!(d_tree.parent, Some(wan(1)));
-    // E: refused at the rendezvous, never joined, and not a member anywhere.
-    let counters = group_a.counters;
-    assert!(counters.joins_refused >= 1 && counters.bad_tag >= 1, "{counters:?}");
-    let node_e = lab.overlay(4).expect("E");
-    assert!(!node_e.groups[0].joined && node_e.groups[0].counters.bad_tag >= 1, "{node_e:#?}");
+    // E: refused at the rendezvous, never joined, and not a member anywhere. The four others
+    // may converge before E's first join has even arrived: wait for the refusal.
+    let mut counters = group_a.counters;
+    let refused = wait_for(Duration::from_secs(15), || {
+        counters = lab.overlay(0).expect("A").groups[0].counters;
+        counters.joins_refused >= 1 && counters.bad_tag >= 1
+    });
+    assert!(refused, "the rendezvous never refused E: {counters:?}");
+    let mut node_e = lab.overlay(4).expect("E");
+    let e_saw = wait_for(Duration::from_secs(15), || {
+        node_e = lab.overlay(4).expect("E");
+        node_e.groups[0].counters.bad_tag >= 1
+    });
+    assert!(e_saw && !node_e.groups[0].joined, "{node_e:#?}");
+    assert!(
+        lab.overlay(0).expect("A").groups[0].members.iter().all(|m| *m != wan(4)),
+        "E became a member"
+    );
 
     let seen = lab.burst();
     for (r, s) in seen.iter().enumerate() {
