@@ -18,11 +18,7 @@ use testbed::compare::{self, CompareMode, CompareOptions};
 // simulation; no namespace of either run is left.
 #[test]
 fn diamond_kernel_vs_overlay_measured() {
-    if !common::can_run(true) {
-        return;
-    }
-    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
-        eprintln!("skipped: {e}");
+    if !common::can_run_fanoutd(true) {
         return;
     }
     let out = std::env::temp_dir().join(format!("fanout-compare-test-{}", std::process::id()));

@@ -23,10 +23,9 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use testbed::bringup::{Lab, UpOptions};
-use testbed::fanoutd::{FanoutdOptions, RoutingMode};
+use testbed::bringup::Lab;
+use testbed::fanoutd::RoutingMode;
 use testbed::scenario::{data_counters, wait_for, Member, Stream};
-use testbed::topology::Topology;
 
 const RATE: u64 = 200;
 const LIFE: Duration = Duration::from_secs(110);
@@ -62,20 +61,11 @@ fn settles(limit: Duration, quiet: Duration, mut read: impl FnMut() -> u64) -> O
 
 #[test]
 fn dvmrp_square4_prune_graft_restart_reroute() {
-    if !common::can_run(false) {
+    if !common::can_run_fanoutd(false) {
         return;
     }
-    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
-        eprintln!("skipped: {e}");
-        return;
-    }
-    let topo = Topology::load("square4").unwrap();
+    let (topo, mut lab) = common::square4(RoutingMode::Dvmrp);
     let (group, port) = (topo.traffic.groups[0], topo.traffic.port);
-    let t_up = Instant::now();
-    let mut lab =
-        Lab::up_with(&topo, &UpOptions::default(), &FanoutdOptions::mode(RoutingMode::Dvmrp))
-            .unwrap();
-    eprintln!("dvmrp: square4 up and converged in {:.2} s", t_up.elapsed().as_secs_f64());
 
     // 1. Delivery to every member.
     let h1 = Member::join(&lab, "h1", group, port, LIFE).unwrap();

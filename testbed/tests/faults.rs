@@ -34,10 +34,9 @@ mod common;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use testbed::bringup::{Lab, UpOptions};
-use testbed::fanoutd::{FanoutdOptions, RoutingMode};
+use testbed::bringup::Lab;
+use testbed::fanoutd::RoutingMode;
 use testbed::scenario::{wait_for, Member, Stream};
-use testbed::topology::Topology;
 
 const RATE: u64 = 200;
 const LIFE: Duration = Duration::from_secs(110);
@@ -228,9 +227,8 @@ fn stop_router(lab: &Lab, node: &str) -> i32 {
 }
 
 fn matrix(mode: RoutingMode) -> Vec<Cell> {
-    let topo = Topology::load("square4").unwrap();
+    let (topo, mut lab) = common::square4(mode);
     let (group, port) = (topo.traffic.groups[0], topo.traffic.port);
-    let mut lab = Lab::up_with(&topo, &UpOptions::default(), &FanoutdOptions::mode(mode)).unwrap();
     let members: Vec<Member> =
         MEMBERS.iter().map(|h| Member::join(&lab, h, group, port, LIFE).unwrap()).collect();
     let stream = Stream::start(&lab, "src", group, port, RATE, RATE * 110, LIFE).unwrap();
@@ -317,11 +315,7 @@ fn table(cells: &[Cell]) -> String {
 }
 
 fn run(mode: RoutingMode) {
-    if !common::can_run(false) {
-        return;
-    }
-    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
-        eprintln!("skipped: {e}");
+    if !common::can_run_fanoutd(false) {
         return;
     }
     let cells = matrix(mode);

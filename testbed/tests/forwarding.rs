@@ -98,11 +98,7 @@ fn transit_stub_one_copy_per_tree_link() {
 // test binary). Output: every receiver gets every packet.
 #[test]
 fn fanoutd_line3_delivers_when_available() {
-    if !common::can_run(false) {
-        return;
-    }
-    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
-        eprintln!("skipped: {e}");
+    if !common::can_run_fanoutd(false) {
         return;
     }
     let topo = Topology::load("line3").unwrap();

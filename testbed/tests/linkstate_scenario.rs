@@ -22,10 +22,9 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use testbed::bringup::{router_id, Lab, UpOptions};
-use testbed::fanoutd::{FanoutdOptions, RoutingMode};
+use testbed::bringup::{router_id, Lab};
+use testbed::fanoutd::RoutingMode;
 use testbed::scenario::{data_counters, wait_for, Member, Stream};
-use testbed::topology::Topology;
 
 const RATE: u64 = 500;
 const LIFE: Duration = Duration::from_secs(110);
@@ -64,20 +63,11 @@ fn off_tree(lab: &Lab) -> [u64; 4] {
 
 #[test]
 fn linkstate_square4_members_only_membership_failover() {
-    if !common::can_run(false) {
+    if !common::can_run_fanoutd(false) {
         return;
     }
-    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
-        eprintln!("skipped: {e}");
-        return;
-    }
-    let topo = Topology::load("square4").unwrap();
+    let (topo, mut lab) = common::square4(RoutingMode::Linkstate);
     let (group, port) = (topo.traffic.groups[0], topo.traffic.port);
-    let t_up = Instant::now();
-    let mut lab =
-        Lab::up_with(&topo, &UpOptions::default(), &FanoutdOptions::mode(RoutingMode::Linkstate))
-            .unwrap();
-    eprintln!("linkstate: square4 up and converged in {:.2} s", t_up.elapsed().as_secs_f64());
 
     // 1. Members only: h1 and h2 join, r1 learns both membership LSAs, then data flows.
     let h1 = Member::join(&lab, "h1", group, port, LIFE).unwrap();

@@ -25,6 +25,34 @@ pub fn can_run(needs_smcroute: bool) -> bool {
     true
 }
 
+/// [`can_run`], and the fanoutd/fanoutctl binaries are built (else says why and returns false).
+pub fn can_run_fanoutd(needs_smcroute: bool) -> bool {
+    if !can_run(needs_smcroute) {
+        return false;
+    }
+    if let Err(e) = testbed::fanoutd::fanoutd_binary().and(testbed::fanoutd::fanoutctl_binary()) {
+        eprintln!("skipped: {e}");
+        return false;
+    }
+    true
+}
+
+/// The square4 topology with fanoutd in routing `mode` on every router, up and converged.
+pub fn square4(
+    mode: testbed::fanoutd::RoutingMode,
+) -> (testbed::topology::Topology, testbed::bringup::Lab) {
+    let topo = testbed::topology::Topology::load("square4").unwrap();
+    let t_up = std::time::Instant::now();
+    let lab = testbed::bringup::Lab::up_with(
+        &topo,
+        &testbed::bringup::UpOptions::default(),
+        &testbed::fanoutd::FanoutdOptions::mode(mode),
+    )
+    .unwrap();
+    eprintln!("{mode}: square4 up and converged in {:.2} s", t_up.elapsed().as_secs_f64());
+    (topo, lab)
+}
+
 /// Asserts that nothing of run `id` is left: namespaces, state file, run dir, processes.
 pub fn assert_gone(id: u16, pids: &[i32]) {
     let prefix = format!("ft{}-", run::id_str(id));
