@@ -541,10 +541,6 @@ pub enum ErrorKind {
     BadInterfaceName(String),
     #[error("unknown {what} \"{value}\" (expected one of: {expected})")]
     UnknownValue { what: &'static str, value: String, expected: &'static str },
-    #[error(
-        "routing mode \"{0}\" is not implemented by this fanoutd yet; only \"static\" is supported"
-    )]
-    UnsupportedMode(String),
     #[error("{value} is out of range: {reason}")]
     OutOfRange { value: String, reason: &'static str },
     #[error("static routes are used only in routing mode \"static\" (routing mode is \"{0}\")")]
