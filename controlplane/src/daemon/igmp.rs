@@ -19,7 +19,7 @@
 //! hosts accept them.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read as _};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 use wire::igmp::{IgmpPacket, IgmpRepr};
 use wire::ipv4::{Ipv4Packet, Protocol as IpProtocol};
 
-use super::link_local::{open_raw_socket, READ_TIMEOUT};
+use super::link_local::{open_raw_socket, read_datagrams};
 use super::Input;
 use crate::config::IgmpSettings;
 use crate::igmp::{Action, Event, IgmpConfig, IgmpInterface, IgmpSnapshot, MembershipChange};
@@ -322,52 +322,24 @@ fn read_loop(
     ifindex: u32,
     own: Ipv4Addr,
 ) {
-    // Allocated once: the raw socket delivers one datagram (IP header included) per read.
-    let mut buf = vec![0u8; 65_536];
-    while !stop.load(Ordering::Relaxed) {
-        let n = match (&*s).read(&mut buf) {
-            Ok(n) => n,
-            // EINTR is not an error: privilege dropping signals every thread (setxid).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                warn!(interface, "IGMP receive: {e}");
-                std::thread::sleep(READ_TIMEOUT);
-                continue;
-            }
-        };
-        if let Some(input) = dvmrp_input(&buf[..n], ifindex, own) {
-            if inputs.send(input).is_err() {
-                return;
-            }
-            continue;
+    read_datagrams(s, stop, "IGMP", interface, |data| {
+        if let Some(input) = dvmrp_input(data, ifindex, own) {
+            return inputs.send(input).is_ok();
         }
-        match parse(&buf[..n]) {
+        match parse(data) {
             // Our own queries, looped back by the kernel to other sockets of this host.
-            Ok((src, _, _)) if src == own => {}
+            Ok((src, _, _)) if src == own => true,
             Ok((src, dst, msg)) => {
-                if inputs
-                    .send(Input::Igmp { interface: interface.to_owned(), src, dst, msg })
-                    .is_err()
-                {
-                    return;
-                }
+                inputs.send(Input::Igmp { interface: interface.to_owned(), src, dst, msg }).is_ok()
             }
             Err(e) => {
                 debug!(interface, "ignoring IGMP datagram: {e}");
                 // Never blocks the reader: under a flood of junk the count may fall short.
                 let _ = inputs.try_send(Input::Rejected(super::RejectedControl::Igmp));
+                true
             }
         }
-    }
+    });
 }
 
 /// A DVMRP message (IGMP type 0x13) as an input, `None` if the datagram is not DVMRP (or is

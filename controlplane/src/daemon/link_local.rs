@@ -1,8 +1,9 @@
 //! The raw socket every link-local control protocol uses (IGMP/DVMRP, link state): one per
 //! interface, bound to it, joined to the protocol's groups, sending with TTL 1 and no loopback.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
@@ -35,4 +36,41 @@ pub(crate) fn open_raw_socket(
     s.set_ttl(1).map_err(|e| ("IP_TTL", e))?;
     s.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| ("SO_RCVTIMEO", e))?;
     Ok(s)
+}
+
+/// Reads datagrams (IP header included) from `s` until `stop` is set or `each` returns false,
+/// handing each to `each`. Timeouts and EINTR (privilege dropping signals every thread) only
+/// re-check `stop`; other errors are logged with `what` and `interface` and retried after a pause.
+pub(crate) fn read_datagrams(
+    s: &Socket,
+    stop: &AtomicBool,
+    what: &str,
+    interface: &str,
+    mut each: impl FnMut(&[u8]) -> bool,
+) {
+    // Allocated once: a raw socket delivers one datagram per read.
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match (&*s).read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(interface, "{what} receive: {e}");
+                std::thread::sleep(READ_TIMEOUT);
+                continue;
+            }
+        };
+        if !each(&buf[..n]) {
+            return;
+        }
+    }
 }

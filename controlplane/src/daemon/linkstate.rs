@@ -10,7 +10,7 @@
 //! that keep sending are never aged out and those of stopped flows are.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read as _};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use wire::ipv4::Ipv4Packet;
 use wire::linkstate::{ALL_LS_ROUTERS, IP_PROTOCOL};
 
 use super::backend::RouteStats;
-use super::link_local::{open_raw_socket, READ_TIMEOUT};
+use super::link_local::{open_raw_socket, read_datagrams};
 use super::Input;
 use crate::config::LinkStateSettings;
 use crate::igmp::{FilterMode, MembershipChange};
@@ -384,39 +384,16 @@ fn read_loop(
     ifindex: u32,
     own: Ipv4Addr,
 ) {
-    // Allocated once: a raw socket delivers one datagram (IP header included) per read.
-    let mut buf = vec![0u8; 65_536];
-    while !stop.load(Ordering::Relaxed) {
-        let n = match (&*s).read(&mut buf) {
-            Ok(n) => n,
-            // EINTR is not an error: privilege dropping signals every thread (setxid).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                warn!(interface, "link-state receive: {e}");
-                std::thread::sleep(READ_TIMEOUT);
-                continue;
-            }
-        };
-        match parse(&buf[..n]) {
-            Ok((src, _)) if src == own => {}
-            Ok((src, bytes)) => {
-                let input = Input::LinkState { ifindex: IfIndex(ifindex), src, bytes };
-                if inputs.send(input).is_err() {
-                    return;
-                }
-            }
-            Err(e) => debug!(interface, "ignoring datagram: {e}"),
+    read_datagrams(s, stop, "link-state", interface, |data| match parse(data) {
+        Ok((src, _)) if src == own => true,
+        Ok((src, bytes)) => {
+            inputs.send(Input::LinkState { ifindex: IfIndex(ifindex), src, bytes }).is_ok()
         }
-    }
+        Err(e) => {
+            debug!(interface, "ignoring datagram: {e}");
+            true
+        }
+    });
 }
 
 /// Splits a raw-socket datagram (IPv4 header + payload) into (source, payload). The payload
